@@ -1,0 +1,1 @@
+"""Test-set evaluation and the files it writes into a run folder."""

@@ -1,0 +1,1 @@
+"""The classifier: a Keras Applications backbone with its preprocessing, and a head."""

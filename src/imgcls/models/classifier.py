@@ -1,0 +1,45 @@
+"""Assemble the classifier: raw 0-255 RGB -> backbone preprocessing -> backbone -> head."""
+
+from __future__ import annotations
+
+import keras
+
+from imgcls.models.layers import BackbonePreprocessing
+
+
+def build_classifier(
+    backbone: keras.Model,
+    *,
+    num_classes: int,
+    image_size: int,
+    preprocessing: str,
+    dense_units: int,
+    dropout: float,
+    l2: float,
+    freeze_batchnorm: bool = True,
+) -> keras.Model:
+    """GAP -> BN -> Dense(ReLU, L2) -> BN -> Dropout -> Dense(softmax, float32) on top of ``backbone``.
+
+    With ``freeze_batchnorm`` the backbone is always called in inference mode, so its
+    BatchNormalization statistics never change, even once its layers are unfrozen.
+    """
+    images = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = BackbonePreprocessing(preprocessing, name="backbone_preprocessing")(images)
+    x = backbone(x, training=False) if freeze_batchnorm else backbone(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = keras.layers.BatchNormalization(name="head_bn1")(x)
+    x = keras.layers.Dense(
+        dense_units, activation="relu", kernel_regularizer=keras.regularizers.L2(l2), name="head_dense"
+    )(x)
+    x = keras.layers.BatchNormalization(name="head_bn2")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(images, outputs, name=f"imgcls_{backbone.name}")
+
+
+def find_backbone(model: keras.Model) -> keras.Model:
+    """The backbone sub-model of a classifier built by :func:`build_classifier`."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise ValueError(f"expected one backbone inside {model.name}, found {len(nested)}")
+    return nested[0]

@@ -1,0 +1,36 @@
+"""Keras layers of imgcls; registered so a saved model loads after ``import imgcls``."""
+
+from __future__ import annotations
+
+import keras
+from keras.applications import imagenet_utils
+
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
+
+
+@keras.saving.register_keras_serializable(package="imgcls")
+class BackbonePreprocessing(keras.layers.Layer):
+    """Turns raw 0-255 RGB images into what a backbone was trained on.
+
+    ``mode`` is Keras Applications' name for it: ``caffe`` (RGB to BGR, ImageNet mean subtracted),
+    ``tf`` (scaled to -1..1), ``torch`` (0..1, ImageNet mean and std), or ``none`` for backbones
+    that carry their own rescaling.
+    """
+
+    def __init__(self, mode: str = "none", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, got {mode!r}")
+        self.mode = mode
+
+    def call(self, images):
+        images = keras.ops.cast(images, self.compute_dtype)
+        if self.mode == "none":
+            return images
+        return imagenet_utils.preprocess_input(images, data_format="channels_last", mode=self.mode)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

@@ -1,0 +1,152 @@
+"""The train entrypoint: ``imgcls-train`` / ``python -m imgcls.train`` (a Hydra app over conf/train.yaml)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hydra
+import keras
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.data.augment import build_augmenter, build_mixer
+from imgcls.data.demo import ensure_digits_dataset
+from imgcls.data.pipeline import make_dataset
+from imgcls.data.scan import scan_image_folder
+from imgcls.data.split import Subset, stratified_split, whole
+from imgcls.errors import ConfigError, ImgclsError
+from imgcls.evaluation.report import predict_split, write_evaluation
+from imgcls.models.backbone import build_backbone
+from imgcls.models.classifier import build_classifier
+from imgcls.targets import TRUSTED_TARGETS, build
+from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
+from imgcls.training.precision import apply_precision
+
+log = logging.getLogger("imgcls.train")
+
+# What train() can return for sweeps to optimize: validation metrics only, never test ones.
+OPTIMIZABLE_METRICS = ("val_accuracy", "val_loss", "val_precision", "val_recall", "val_f1")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail at start-up, not after training, on settings that cannot work."""
+    if cfg.optimized_metric not in OPTIMIZABLE_METRICS:
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric} is not a validation metric this run reports; "
+            f"choose one of {list(OPTIMIZABLE_METRICS)}."
+        )
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def load_data(cfg: DictConfig) -> tuple[tuple[str, ...], Subset, Subset, Subset]:
+    """Class names and the train, validation and test splits named by ``cfg.data``."""
+    train_dir = Path(cfg.data.train_dir).expanduser()
+    test_dir = Path(cfg.data.test_dir).expanduser()
+    demo_root = Path(cfg.data.demo_root).expanduser()
+    if _is_under(train_dir, demo_root) or _is_under(test_dir, demo_root):
+        ensure_digits_dataset(demo_root)
+    train_folder = scan_image_folder(train_dir, what="data.train_dir")
+    test_folder = scan_image_folder(test_dir, train_folder.class_names, what="data.test_dir")
+    train, val = stratified_split(train_folder, cfg.data.val_split, cfg.seed)
+    log.info(
+        "Data: %d classes %s; %d train, %d validation (held out of %s), %d test images (%s)",
+        len(train_folder.class_names), list(train_folder.class_names), len(train), len(val), train_dir,
+        len(test_folder.paths), test_dir,
+    )
+    return train_folder.class_names, train, val, whole(test_folder)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
+    check_config(cfg)
+    started = time.monotonic()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    keras.utils.set_random_seed(cfg.seed)
+    policy = apply_precision(cfg.precision)
+    strategy = build(cfg.strategy)
+    log.info("Precision policy %s; %s with %d replica(s)", policy, type(strategy).__name__, strategy.num_replicas_in_sync)
+
+    class_names, train_split, val_split, test_split = load_data(cfg)
+    size, num_classes = int(cfg.data.image_size), len(class_names)
+    pipeline = dict(num_classes=num_classes, image_size=size, batch_size=cfg.data.batch_size, cache=cfg.data.cache)
+    train_ds = make_dataset(
+        train_split, training=True, shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
+        augment=build_augmenter(cfg.augmentation.layers), mix=build_mixer(cfg.mixup.layer), **pipeline,
+    )
+    val_ds = make_dataset(val_split, training=False, **pipeline)
+    test_ds = make_dataset(test_split, training=False, **pipeline)
+
+    with strategy.scope():
+        backbone = build_backbone(cfg.backbone, size)
+        model = build_classifier(
+            backbone, num_classes=num_classes, image_size=size, preprocessing=cfg.backbone.preprocessing,
+            dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
+            freeze_batchnorm=cfg.train.freeze_batchnorm,
+        )
+    settings = FitSettings(
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        optimizer_factory=build(cfg.optimizer),
+        schedule_factory=build(cfg.schedule),
+        early_stopping_monitor=cfg.train.early_stopping.monitor,
+        early_stopping_patience=cfg.train.early_stopping.patience,
+        freeze_batchnorm=cfg.train.freeze_batchnorm,
+        log_dir=output_dir if cfg.train.tensorboard else None,
+        verbose=cfg.train.verbose,
+    )
+    phase1 = PhasePlan("phase1", cfg.train.phase1.epochs, cfg.train.phase1.lr)
+    phase2 = PhasePlan("phase2", cfg.train.phase2.epochs, cfg.train.phase2.lr, cfg.train.phase2.unfreeze)
+    history = train_two_phases(
+        model, backbone, phase1, phase2, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy
+    )
+
+    model.save(output_dir / "model.keras")
+    val_probabilities, val_loss = predict_split(model, val_ds)
+    test_probabilities, test_loss = predict_split(model, test_ds)
+    metrics = write_evaluation(
+        output_dir,
+        class_names=list(class_names),
+        val=(val_split.labels, val_probabilities, val_loss),
+        test=(test_split.labels, test_probabilities, test_loss),
+        extra=dict(
+            epochs_trained=len(history.epochs),
+            epochs_per_phase=dict(Counter(history.phases)),
+            precision_policy=policy,
+            train_seconds=round(time.monotonic() - started, 1),
+        ),
+        tensorboard_dir=output_dir / "tensorboard" if cfg.train.tensorboard else None,
+        step=len(history.epochs),
+    )
+    log.info(
+        "Done in %.0f s: val_accuracy %.4f, test_accuracy %.4f. Run folder: %s",
+        metrics["train_seconds"], metrics["val_accuracy"], metrics["test_accuracy"], output_dir,
+    )
+    return metrics
+
+
+@hydra.main(config_path="pkg://imgcls.conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> float:
+    """Run :func:`train` and return ``cfg.optimized_metric`` for Hydra sweepers."""
+    log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        metrics = train(cfg)
+    except ImgclsError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the failed job and goes on
+        log.error("%s", error)
+        sys.exit(2)
+    return float(metrics[cfg.optimized_metric])
+
+
+if __name__ == "__main__":
+    main()

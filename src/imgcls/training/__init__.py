@@ -1,0 +1,1 @@
+"""Two-phase training: freezing, optimizers, schedules, precision and distribution."""

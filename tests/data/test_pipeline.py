@@ -1,0 +1,100 @@
+"""tf.data pipelines: every common format decodes to RGB; training batches are augmented and mixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+from PIL import Image
+
+from imgcls.data.augment import build_augmenter, build_mixer
+from imgcls.data.pipeline import load_image, make_dataset
+from imgcls.data.split import Subset
+
+
+def save(image: Image.Image, path, **kwargs):
+    image.save(path, **kwargs)
+    return str(path)
+
+
+@pytest.fixture
+def format_zoo(tmp_path):
+    red = Image.new("RGB", (20, 10), (255, 0, 0))
+    gif = [Image.new("P", (20, 10), 0), Image.new("P", (20, 10), 1)]
+    for frame in gif:
+        frame.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    return {
+        "jpeg": save(red, tmp_path / "a.jpg", quality=95),
+        "png": save(red, tmp_path / "a.png"),
+        "bmp": save(red, tmp_path / "a.bmp"),
+        "gif": save(gif[0], tmp_path / "a.gif", save_all=True, append_images=gif[1:]),
+        "grayscale png": save(Image.new("L", (20, 10), 128), tmp_path / "g.png"),
+        "rgba png": save(Image.new("RGBA", (20, 10), (255, 0, 0, 255)), tmp_path / "rgba.png"),
+    }
+
+
+def test_every_format_decodes_to_resized_rgb(format_zoo):
+    for name, path in format_zoo.items():
+        image = load_image(tf.constant(path), 16).numpy()
+        assert image.shape == (16, 16, 3), name
+        assert image.dtype == np.float32 and 0.0 <= image.min() and image.max() <= 255.0, name
+        if name == "grayscale png":
+            assert np.allclose(image, 128, atol=1)
+        else:  # red, and the GIF's first frame (red), not its second (blue)
+            assert image[..., 0].mean() > 240 and image[..., 2].mean() < 15, name
+
+
+def subset(paths, labels):
+    return Subset(tuple(paths), np.asarray(labels))
+
+
+def test_evaluation_batches_keep_order_and_one_hot_labels(format_zoo):
+    paths = [format_zoo["png"], format_zoo["grayscale png"], format_zoo["bmp"]]
+    ds = make_dataset(subset(paths, [2, 0, 1]), num_classes=3, image_size=8, batch_size=2, training=False)
+    images, labels = zip(*ds.as_numpy_iterator())
+    assert [len(b) for b in images] == [2, 1]
+    assert np.array_equal(np.concatenate(labels).argmax(1), [2, 0, 1])
+    assert np.allclose(np.concatenate(images)[1], 128, atol=1)
+
+
+def test_training_batches_are_mixed_with_soft_labels(make_image_tree, tmp_path):
+    from imgcls.data.scan import scan_image_folder
+
+    folder = scan_image_folder(make_image_tree(tmp_path / "t", per_class=8))
+    mix = build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4})
+    augment = build_augmenter([{"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}])
+    ds = make_dataset(
+        subset(folder.paths, folder.labels), num_classes=3, image_size=16, batch_size=8,
+        training=True, augment=augment, mix=mix, seed=1,
+    )
+    images, labels = next(iter(ds))
+    assert images.shape == (8, 16, 16, 3) and images.dtype == tf.float32
+    assert np.allclose(labels.numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert (labels.numpy().max(axis=1) < 0.999).any(), "MixUp should blend some labels"
+    first_epoch = np.concatenate([y.numpy() for _, y in ds]).sum(0)
+    assert np.allclose(first_epoch.sum(), 24, atol=1e-3)
+
+
+AUGMENTATION_LAYERS = OmegaConf.to_container(
+    OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "augmentation" / "basic.yaml").layers
+
+)
+
+
+@pytest.mark.parametrize("layer", AUGMENTATION_LAYERS, ids=lambda c: c["_target_"].rsplit(".", 1)[-1])
+def test_augmentation_layer_runs_eagerly_and_in_tf_data(layer):
+    augment = build_augmenter([layer])
+    batch = tf.random.uniform((4, 16, 16, 3), 0, 255, seed=0)
+    eager = augment(batch, training=True)
+    mapped = next(iter(tf.data.Dataset.from_tensors(batch).map(lambda x: augment(x, training=True))))
+    for out in (eager, mapped):
+        assert out.shape == batch.shape and out.dtype == tf.float32
+        assert float(tf.reduce_min(out)) >= -1e-3 and float(tf.reduce_max(out)) <= 255.0 + 1e-3
+
+
+def test_empty_augmentation_and_no_mixing_build_nothing():
+    assert build_augmenter([]) is None
+    assert build_mixer(None) is None

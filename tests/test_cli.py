@@ -1,0 +1,80 @@
+"""The real command line: --help, overrides reaching the run, run folders, multirun, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "imgcls-train"
+
+
+def run_cli(args, cwd, env=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "imgcls.train", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def tiny_overrides(image_dataset, log_dir):
+    return [
+        "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32", "data.batch_size=8",
+        "data.val_split=0.25", "train.phase1.epochs=1", "train.phase2.epochs=1", "train.phase2.unfreeze=5",
+        "train.verbose=0", f"data.train_dir={image_dataset / 'training_set'}",
+        f"data.test_dir={image_dataset / 'test_set'}", f"paths.log_dir={log_dir}",
+    ]
+
+
+def test_help_lists_groups_and_examples(tmp_path):
+    result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for text in ("experiment=demo", "backbone: efficientnetb0, mobilenetv3small, resnet50", "hparams_search: optuna"):
+        assert text in result.stdout
+
+
+def test_overrides_reach_the_run_and_land_in_outputs(image_dataset, tmp_path):
+    result = run_cli([*tiny_overrides(image_dataset, tmp_path), "model.dense_units=24", "seed=7"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = tmp_path.glob("outputs/*/*")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["dense_units"] == 24 and config["seed"] == 7
+    assert config["paths"]["output_dir"] == str(run)
+
+    import keras
+
+    import imgcls  # noqa: F401
+
+    model = keras.models.load_model(run / "model.keras")
+    assert model.get_layer("head_dense").units == 24
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert (run / "train.log").read_text().count("val_accuracy") >= 1
+
+
+def test_multirun_puts_each_job_in_its_own_folder(image_dataset, tmp_path):
+    args = [*tiny_overrides(image_dataset, tmp_path), "train.phase2.unfreeze=0", "-m", "model.dropout=0.1,0.5"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(tmp_path.glob("multirun/*/*/*/metrics.json"))
+    assert [p.parent.name for p in jobs] == ["0", "1"]
+    dropouts = [yaml.safe_load((p.parent / "config.yaml").read_text())["model"]["dropout"] for p in jobs]
+    assert dropouts == [0.1, 0.5]
+
+
+def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_dataset, tmp_path):
+    # A proxy on a closed loopback port makes the download fail at once, as offline, without leaving this machine.
+    offline = {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "KERAS_HOME": str(tmp_path)}
+    args = [*tiny_overrides(image_dataset, tmp_path), "backbone.weights=imagenet"]
+    result = run_cli(args, cwd=tmp_path, env=offline)
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "Could not download the ImageNet weights of mobilenetv3small" in output
+    assert "backbone.weights=null" in output
+    assert "Traceback" not in output

@@ -1,0 +1,67 @@
+"""Every option of every config group composes, and what it names can be built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pytest
+import tensorflow as tf
+from hydra.utils import get_method
+
+from imgcls.errors import ConfigError
+from imgcls.targets import build
+from imgcls.train import check_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ["backbone", "augmentation", "mixup", "optimizer", "schedule", "strategy", "data", "paths", "experiment", "hparams_search"]
+OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
+
+
+def test_every_group_has_options():
+    found = {group for group, _ in OPTIONS}
+    assert found == set(GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_builds(compose_config, group, option):
+    cfg = compose_config([f"{group}={option}"])
+    assert cfg.data.image_size >= cfg.backbone.min_image_size
+    assert callable(get_method(cfg.backbone.constructor))
+    optimizer = build(cfg.optimizer)(learning_rate=1e-3)
+    assert isinstance(optimizer, keras.optimizers.Optimizer)
+    learning_rate, callbacks = build(cfg.schedule)(1e-3, 10, 2)
+    assert float(learning_rate(0) if callable(learning_rate) else learning_rate) >= 0.0
+    assert isinstance(build(cfg.strategy), tf.distribute.Strategy)
+    layers = [build(layer) for layer in cfg.augmentation.layers]
+    assert all(isinstance(layer, keras.layers.Layer) for layer in layers)
+    if cfg.mixup.layer is not None:
+        assert isinstance(build(cfg.mixup.layer), keras.layers.Layer)
+
+
+def test_defaults_follow_the_design(compose_config):
+    cfg = compose_config()
+    assert cfg.backbone.name == "resnet50" and cfg.backbone.weights == "imagenet"
+    assert cfg.data.image_size == 224
+    assert cfg.augmentation.layers and cfg.mixup.layer is not None
+    assert cfg.train.label_smoothing == 0.1
+    assert cfg.train.phase1.epochs > 0 and cfg.train.phase2.epochs > 0 and cfg.train.phase2.unfreeze > 0
+    assert cfg.train.phase2.lr < cfg.train.phase1.lr
+    assert cfg.optimized_metric == "val_accuracy"
+
+
+def test_image_size_follows_the_backbone_unless_overridden(compose_config):
+    assert compose_config(["backbone=mobilenetv3small"]).data.image_size == 224
+    assert compose_config(["backbone=mobilenetv3small", "data.image_size=96"]).data.image_size == 96
+
+
+def test_demo_experiment_needs_no_download(compose_config):
+    cfg = compose_config(["experiment=demo"])
+    assert cfg.backbone.weights is None
+    assert cfg.data.image_size <= 64
+
+
+def test_optimized_metric_must_be_a_validation_metric(compose_config):
+    check_config(compose_config(["optimized_metric=val_loss"]))
+    with pytest.raises(ConfigError, match="test_accuracy"):
+        check_config(compose_config(["optimized_metric=test_accuracy"]))

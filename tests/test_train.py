@@ -1,0 +1,68 @@
+"""End to end: a real two-phase run on a tiny image tree writes every artifact a user reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import imgcls  # noqa: F401  (registers the layers load_model needs)
+from imgcls.errors import DataError
+from imgcls.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def scalar_steps(log_dir, tag):
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    if tag in events.Tags()["scalars"]:
+        return [event.step for event in events.Scalars(tag)]
+    return [event.step for event in events.Tensors(tag)]
+
+
+def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
+    cfg = tiny_config(["train.phase1.epochs=2", "train.phase2.epochs=2", "train.early_stopping.patience=5"])
+    metrics = train(cfg)
+    run = tmp_path / "run"
+
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    for key in ("val_accuracy", "test_accuracy", "test_loss", "test_precision", "test_recall"):
+        assert 0.0 <= saved[key] <= (1.0 if key != "test_loss" else 100.0), key
+    assert saved["class_names"] == ["cat", "dog", "zebra fish"]
+    assert saved["num_test_images"] == 12 and saved["num_val_images"] == 9
+    assert saved["epochs_per_phase"] == {"phase1": 2, "phase2": 2}
+
+    report = (run / "classification_report.txt").read_text()
+    assert all(name in report for name in saved["class_names"]) and "macro avg" in report
+    with Image.open(run / "confusion_matrix.png") as image:
+        assert image.format == "PNG" and min(image.size) >= 300
+
+    with open(run / "history.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2, 3], "phase 2 continues the epoch count of phase 1"
+    assert scalar_steps(run / "tensorboard" / "validation", "epoch_accuracy") == [0, 1, 2, 3]
+    assert (run / "config.yaml").read_text().count("mobilenetv3small") >= 1
+
+    model = keras.models.load_model(run / "model.keras")
+    probabilities = model.predict(np.full((2, 32, 32, 3), 100.0, "float32"), verbose=0)
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_unfreeze_zero_skips_phase2(tiny_config, tmp_path):
+    metrics = train(tiny_config(["train.phase2.unfreeze=0", "augmentation=none", "mixup=none"]))
+    assert metrics["epochs_per_phase"] == {"phase1": 1}
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_bad_data_fails_before_training(tiny_config, tmp_path):
+    with pytest.raises(DataError, match="folder not found"):
+        train(tiny_config([f"data.train_dir={tmp_path / 'missing'}"]))
+    assert not (tmp_path / "run" / "model.keras").exists()
