@@ -78,3 +78,18 @@ def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_datase
     assert "Could not download the ImageNet weights of mobilenetv3small" in output
     assert "backbone.weights=null" in output
     assert "Traceback" not in output
+
+
+def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
+    args = [
+        *tiny_overrides(image_dataset, tmp_path), "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+        "train.phase2.epochs=0",
+    ]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = tmp_path.glob("multirun/*/*")
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    val_accuracies = [json.loads(p.read_text())["val_accuracy"] for p in sweep.glob("*/metrics.json")]
+    assert len(val_accuracies) == 2
+    assert best["best_value"] == pytest.approx(max(val_accuracies))
+    assert set(best["best_params"]) == {"model.dropout", "train.phase1.lr", "train.phase2.lr", "train.phase2.unfreeze"}

@@ -66,3 +66,12 @@ def test_bad_data_fails_before_training(tiny_config, tmp_path):
     with pytest.raises(DataError, match="folder not found"):
         train(tiny_config([f"data.train_dir={tmp_path / 'missing'}"]))
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_other_options_run_end_to_end(tiny_config, tmp_path):
+    cfg = tiny_config(
+        ["strategy=mirrored", "optimizer=adamw", "schedule=plateau", "precision=float32", "train.label_smoothing=0.0"]
+    )
+    metrics = train(cfg)
+    assert metrics["precision_policy"] == "float32"
+    assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
