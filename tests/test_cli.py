@@ -81,10 +81,8 @@ def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_datase
 
 
 def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
-    args = [
-        *tiny_overrides(image_dataset, tmp_path), "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-        "train.phase2.epochs=0",
-    ]
+    fixed = [o for o in tiny_overrides(image_dataset, tmp_path) if not o.startswith("train.phase2.unfreeze")]
+    args = [*fixed, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "train.phase2.epochs=0"]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = tmp_path.glob("multirun/*/*")

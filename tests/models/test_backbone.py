@@ -45,6 +45,7 @@ def test_weights_file_is_loaded(tmp_path):
         np.testing.assert_array_equal(expected, actual)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
 def test_weights_file_for_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "other.weights.h5"
     build_backbone(backbone_config("mobilenetv3small", weights=None), 32).save_weights(path)
