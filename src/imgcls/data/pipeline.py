@@ -13,11 +13,16 @@ AUTOTUNE = tf.data.AUTOTUNE
 CACHE_MODES = ("none", "memory")
 
 
-def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decode JPEG/PNG/BMP/GIF (first frame) bytes to RGB and resize to a float32 0-255 square."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+def decode_rgb(contents: tf.Tensor) -> tf.Tensor:
+    """Decode JPEG/PNG/BMP/GIF (first frame)/WebP bytes of any colour mode to a uint8 RGB image."""
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return image
+
+
+def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decode image bytes to RGB and resize to a float32 0-255 square (see :func:`decode_rgb`)."""
+    image = tf.image.resize(decode_rgb(contents), [image_size, image_size], method="bilinear", antialias=True)
     return tf.clip_by_value(image, 0.0, 255.0)
 
 

@@ -12,8 +12,8 @@ from imgcls.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Formats tf.io.decode_image reads (GIF: first frame).
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+# Formats tf.io.decode_image reads (GIF: first frame). TIFF is not among them.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
 
 @dataclass(frozen=True)
