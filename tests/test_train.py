@@ -50,7 +50,12 @@ def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
     assert scalar_steps(run / "tensorboard" / "validation", "epoch_accuracy") == [0, 1, 2, 3]
     assert (run / "config.yaml").read_text().count("mobilenetv3small") >= 1
 
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["images"] == {"train": 27, "val": 9, "test": 12}
+    assert json.loads((run / "data_report.json").read_text())["integrity_check"]["unusable"] == 0
+
     model = keras.models.load_model(run / "model.keras")
+    assert model.get_layer("predictions").class_names == ["cat", "dog", "zebra fish"]
     probabilities = model.predict(np.full((2, 32, 32, 3), 100.0, "float32"), verbose=0)
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -69,9 +74,11 @@ def test_bad_data_fails_before_training(tiny_config, tmp_path):
 
 
 def test_other_options_run_end_to_end(tiny_config, tmp_path):
-    cfg = tiny_config(
-        ["strategy=mirrored", "optimizer=adamw", "schedule=plateau", "precision=float32", "train.label_smoothing=0.0"]
-    )
+    cfg = tiny_config([
+        "strategy=mirrored", "optimizer=adamw", "schedule=plateau", "precision=float32", "train.label_smoothing=0.0",
+        "data.class_weights=balanced", "data.cache=disk", f"data.cache_dir={tmp_path / 'tfdata'}",
+    ])
     metrics = train(cfg)
     assert metrics["precision_policy"] == "float32"
     assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
+    assert {p.name.split("-")[0] for p in (tmp_path / "tfdata").glob("*.index")} == {"train", "val", "test"}

@@ -16,10 +16,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.data.augment import build_augmenter, build_mixer
-from imgcls.data.demo import ensure_digits_dataset
+from imgcls.data.balance import class_weights
 from imgcls.data.pipeline import make_dataset
-from imgcls.data.scan import scan_image_folder
-from imgcls.data.split import Subset, stratified_split, whole
+from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.evaluation.report import predict_split, write_evaluation
 from imgcls.models.backbone import build_backbone
@@ -43,28 +42,6 @@ def check_config(cfg: DictConfig) -> None:
         )
 
 
-def _is_under(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
-
-
-def load_data(cfg: DictConfig) -> tuple[tuple[str, ...], Subset, Subset, Subset]:
-    """Class names and the train, validation and test splits named by ``cfg.data``."""
-    train_dir = Path(cfg.data.train_dir).expanduser()
-    test_dir = Path(cfg.data.test_dir).expanduser()
-    demo_root = Path(cfg.data.demo_root).expanduser()
-    if _is_under(train_dir, demo_root) or _is_under(test_dir, demo_root):
-        ensure_digits_dataset(demo_root)
-    train_folder = scan_image_folder(train_dir, what="data.train_dir")
-    test_folder = scan_image_folder(test_dir, train_folder.class_names, what="data.test_dir")
-    train, val = stratified_split(train_folder, cfg.data.val_split, cfg.seed)
-    log.info(
-        "Data: %d classes %s; %d train, %d validation (held out of %s), %d test images (%s)",
-        len(train_folder.class_names), list(train_folder.class_names), len(train), len(val), train_dir,
-        len(test_folder.paths), test_dir,
-    )
-    return train_folder.class_names, train, val, whole(test_folder)
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
     check_config(cfg)
@@ -77,20 +54,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     strategy = build(cfg.strategy)
     log.info("Precision policy %s; %s with %d replica(s)", policy, type(strategy).__name__, strategy.num_replicas_in_sync)
 
-    class_names, train_split, val_split, test_split = load_data(cfg)
-    size, num_classes = int(cfg.data.image_size), len(class_names)
-    pipeline = dict(num_classes=num_classes, image_size=size, batch_size=cfg.data.batch_size, cache=cfg.data.cache)
-    train_ds = make_dataset(
-        train_split, training=True, shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        augment=build_augmenter(cfg.augmentation.layers), mix=build_mixer(cfg.mixup.layer), **pipeline,
+    data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
+    class_names, size = data.class_names, int(cfg.data.image_size)
+    pipeline = dict(
+        num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size,
+        cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
     )
-    val_ds = make_dataset(val_split, training=False, **pipeline)
-    test_ds = make_dataset(test_split, training=False, **pipeline)
+    train_ds = make_dataset(
+        data.train, training=True, name="train", shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
+        augment=build_augmenter(cfg.augmentation.layers), mix=build_mixer(cfg.mixup.layer),
+        class_weights=class_weights(data.train.labels, len(class_names), cfg.data.class_weights), **pipeline,
+    )
+    val_ds = make_dataset(data.val, training=False, name="val", **pipeline)
+    test_ds = make_dataset(data.test, training=False, name="test", **pipeline)
 
     with strategy.scope():
         backbone = build_backbone(cfg.backbone, size)
         model = build_classifier(
-            backbone, num_classes=num_classes, image_size=size, preprocessing=cfg.backbone.preprocessing,
+            backbone, class_names=class_names, image_size=size, preprocessing=cfg.backbone.preprocessing,
             dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
             freeze_batchnorm=cfg.train.freeze_batchnorm,
         )
@@ -116,8 +97,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = write_evaluation(
         output_dir,
         class_names=list(class_names),
-        val=(val_split.labels, val_probabilities, val_loss),
-        test=(test_split.labels, test_probabilities, test_loss),
+        val=(data.val.labels, val_probabilities, val_loss),
+        test=(data.test.labels, test_probabilities, test_loss),
         extra=dict(
             epochs_trained=len(history.epochs),
             epochs_per_phase=dict(Counter(history.phases)),

@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from imgcls.models.classifier import build_classifier, find_backbone
+from imgcls.models.classifier import build_classifier, class_names_of, find_backbone
 from imgcls.models.layers import BackbonePreprocessing
 
 
 def tiny_classifier(**kwargs):
     backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    settings = dict(num_classes=4, image_size=32, preprocessing="none", dense_units=8, dropout=0.2, l2=1e-4)
+    settings = dict(class_names=["ant", "bee", "cat", "dog"], image_size=32, preprocessing="none", dense_units=8, dropout=0.2, l2=1e-4)
     return build_classifier(backbone, **{**settings, **kwargs}), backbone
 
 
@@ -30,8 +30,10 @@ def test_head_is_gap_bn_dense_bn_dropout_softmax_in_float32():
     model, backbone = tiny_classifier()
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds[kinds.index("Functional") + 1:] == [
-        "GlobalAveragePooling2D", "BatchNormalization", "Dense", "BatchNormalization", "Dropout", "Dense",
+        "GlobalAveragePooling2D", "BatchNormalization", "Dense", "BatchNormalization", "Dropout", "ClassProbabilities",
     ]
+    output = model.layers[-1]
+    assert isinstance(output, keras.layers.Dense) and output.get_config()["activation"] == "softmax"
     assert model.layers[1].__class__ is BackbonePreprocessing
     assert find_backbone(model) is backbone
     out = model.predict(np.full((3, 32, 32, 3), 128.0, "float32"), verbose=0)
@@ -58,9 +60,18 @@ def test_saved_model_loads_and_predicts_with_only_import_imgcls(tmp_path):
     script = (
         "import imgcls, keras, numpy as np; "
         f"m = keras.models.load_model(r'{tmp_path / 'model.keras'}'); "
+        "assert m.get_layer('predictions').class_names == ['ant', 'bee', 'cat', 'dog']; "
         f"np.testing.assert_allclose(m.predict(np.load(r'{tmp_path / 'images.npy'}'), verbose=0), "
         f"np.load(r'{tmp_path / 'expected.npy'}'), rtol=1e-5, atol=1e-6); print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_class_names_travel_with_the_model(tmp_path):
+    model, _ = tiny_classifier(class_names=["zebra fish", "猫", "dog"])
+    assert class_names_of(model) == ["zebra fish", "猫", "dog"]
+    assert model.output_shape == (None, 3)
+    model.save(tmp_path / "m.keras")
+    assert class_names_of(keras.models.load_model(tmp_path / "m.keras")) == ["zebra fish", "猫", "dog"]

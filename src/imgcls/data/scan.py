@@ -1,9 +1,10 @@
-"""Discover classes and image files in a class-per-folder tree."""
+"""Discover classes and list image files in a class-per-folder tree, noting every file left out."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +15,40 @@ log = logging.getLogger(__name__)
 
 # Formats tf.io.decode_image reads (GIF: first frame). TIFF is not among them.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+# Files and folders that operating systems and archivers leave behind.
+SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin", "@eadir"})
 
 
 @dataclass(frozen=True)
 class ImageFolder:
-    """Image files of one tree with their integer labels into ``class_names``."""
+    """Image files of one tree with their integer labels into ``class_names``.
+
+    ``skipped`` maps each file that was found but left out to the reason.
+    """
 
     root: Path
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: np.ndarray
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Number of images per class, in class order."""
         per_class = np.bincount(self.labels, minlength=len(self.class_names))
         return dict(zip(self.class_names, per_class.tolist()))
+
+    def without(self, excluded: set[str] | dict[str, str]) -> ImageFolder:
+        """The same tree without ``excluded`` paths (their reasons, if given, join ``skipped``)."""
+        keep = [i for i, path in enumerate(self.paths) if path not in excluded]
+        reasons = excluded if isinstance(excluded, dict) else dict.fromkeys(excluded, "excluded")
+        skipped = {**self.skipped, **{p: reasons[p] for p in self.paths if p in excluded}}
+        return ImageFolder(
+            self.root, self.class_names, tuple(self.paths[i] for i in keep), self.labels[keep], skipped
+        )
+
+
+def _is_hidden_or_system(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
 
 
 def discover_classes(root: str | Path, *, what: str = "data.train_dir") -> tuple[str, ...]:
@@ -36,54 +56,78 @@ def discover_classes(root: str | Path, *, what: str = "data.train_dir") -> tuple
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{what}: folder not found: {root}. Point {what} at a folder with one sub-folder per class.")
-    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_hidden_or_system(p.name)))
     if not classes:
         raise DataError(f"{what}: {root} has no class sub-folders. Expected {root}/<class name>/<images>.")
     return classes
 
 
-def _image_files(class_dir: Path) -> list[str]:
-    files = (
-        p
-        for p in class_dir.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-    return sorted(str(p) for p in files)
+def _list_class_folder(class_dir: Path, skipped: dict[str, str], seen_files: dict[str, str]) -> list[str]:
+    """Image files under ``class_dir``, following symlinks once, in sorted order."""
+    images = []
+    seen_dirs = set()
+    for folder, dirs, files in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen_dirs:  # a symlink loop, or two links to one folder
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs[:] = sorted(d for d in dirs if not _is_hidden_or_system(d))
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            reason = _why_not_an_image(path, name, seen_files)
+            if reason:
+                skipped[path] = reason
+            else:
+                seen_files[os.path.realpath(path)] = path
+                images.append(path)
+    return images
+
+
+def _why_not_an_image(path: str, name: str, seen_files: dict[str, str]) -> str | None:
+    if _is_hidden_or_system(name):
+        return "hidden or system file"
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in IMAGE_EXTENSIONS:
+        return f"not an image extension ({extension or 'none'}); read are {', '.join(sorted(IMAGE_EXTENSIONS))}"
+    if not os.path.exists(path):
+        return "broken symlink"
+    original = seen_files.get(os.path.realpath(path))
+    if original is not None:
+        return f"same file as {original} (linked twice)"
+    return None
 
 
 def scan_image_folder(
     root: str | Path, class_names: tuple[str, ...] | None = None, *, what: str = "data.train_dir"
 ) -> ImageFolder:
-    """List the images of every class folder under ``root``.
+    """List the images of every class folder under ``root``; nested folders and symlinks are followed.
 
-    ``class_names`` fixes the class order (a test tree is read in the training tree's order);
-    without it the classes are the sorted sub-folder names. A class folder with no image is an error.
+    ``class_names`` fixes the class order (a test tree is read in the training tree's order); without
+    it the classes are the sorted sub-folder names. A class folder of ``root`` that is not in
+    ``class_names`` is an error: a model cannot be evaluated on classes it was not trained on.
     """
     root = Path(root).expanduser()
     found = discover_classes(root, what=what)
-    defines_classes = class_names is None
-    if defines_classes:
+    if class_names is None:
         class_names = found
-    else:
-        unknown = sorted(set(found) - set(class_names))
-        if unknown:
-            raise DataError(
-                f"{what}: classes {unknown} in {root} are not in the training set {list(class_names)}. "
-                "Rename or remove those folders so both trees use the same class names."
-            )
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        raise DataError(
+            f"{what}: classes {unknown} in {root} are not in the training set {list(class_names)}. "
+            "Rename or remove those folders so both trees use the same class names."
+        )
     paths: list[str] = []
     labels: list[int] = []
-    empty: list[str] = []
+    skipped: dict[str, str] = {}
+    seen_files: dict[str, str] = {}
     for index, name in enumerate(class_names):
-        files = _image_files(root / name) if (root / name).is_dir() else []
-        if not files:
-            empty.append(name)
+        files = _list_class_folder(root / name, skipped, seen_files) if (root / name).is_dir() else []
         paths.extend(files)
         labels.extend([index] * len(files))
-    if empty and defines_classes:
-        raise DataError(
-            f"{what}: class folders without any image ({', '.join(sorted(IMAGE_EXTENSIONS))}): {empty} in {root}."
-        )
-    if empty:
-        log.warning("%s: no images for classes %s in %s; they are not evaluated.", what, empty, root)
-    return ImageFolder(root, tuple(class_names), tuple(paths), np.asarray(labels, dtype=np.int64))
+    return ImageFolder(root, tuple(class_names), tuple(paths), np.asarray(labels, dtype=np.int64), skipped)
+
+
+def classes_without_images(folder: ImageFolder) -> list[str]:
+    """Classes of ``folder`` that have no usable image."""
+    return [name for name, count in folder.counts().items() if count == 0]

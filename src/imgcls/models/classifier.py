@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import keras
 
-from imgcls.models.layers import BackbonePreprocessing
+from imgcls.models.layers import BackbonePreprocessing, ClassProbabilities
 
 
 def build_classifier(
     backbone: keras.Model,
     *,
-    num_classes: int,
+    class_names: list[str] | tuple[str, ...],
     image_size: int,
     preprocessing: str,
     dense_units: int,
@@ -20,6 +20,7 @@ def build_classifier(
 ) -> keras.Model:
     """GAP -> BN -> Dense(ReLU, L2) -> BN -> Dropout -> Dense(softmax, float32) on top of ``backbone``.
 
+    The output layer carries ``class_names`` (see :func:`class_names_of`).
     With ``freeze_batchnorm`` the backbone is always called in inference mode, so its
     BatchNormalization statistics never change, even once its layers are unfrozen.
     """
@@ -33,7 +34,7 @@ def build_classifier(
     )(x)
     x = keras.layers.BatchNormalization(name="head_bn2")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = ClassProbabilities(class_names, name="predictions")(x)
     return keras.Model(images, outputs, name=f"imgcls_{backbone.name}")
 
 
@@ -43,3 +44,8 @@ def find_backbone(model: keras.Model) -> keras.Model:
     if len(nested) != 1:
         raise ValueError(f"expected one backbone inside {model.name}, found {len(nested)}")
     return nested[0]
+
+
+def class_names_of(model: keras.Model) -> list[str]:
+    """The class name of each output of a classifier built by :func:`build_classifier`."""
+    return list(model.get_layer("predictions").class_names)

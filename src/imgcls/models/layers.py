@@ -34,3 +34,22 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="imgcls")
+class ClassProbabilities(keras.layers.Dense):
+    """The output layer: Dense with softmax, always float32, carrying the class names of its units.
+
+    A saved model therefore maps its predictions back to folder names:
+    ``model.get_layer("predictions").class_names[i]`` is the class of output ``i``.
+    """
+
+    def __init__(self, class_names, **kwargs):
+        kwargs.pop("units", None)
+        kwargs.setdefault("activation", "softmax")
+        kwargs["dtype"] = "float32"
+        super().__init__(units=len(class_names), **kwargs)
+        self.class_names = [str(name) for name in class_names]
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": self.class_names}
