@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
 from PIL import Image
 
 from imgcls.data.augment import build_augmenter, build_mixer
@@ -76,25 +73,3 @@ def test_training_batches_are_mixed_with_soft_labels(make_image_tree, tmp_path):
     assert (labels.numpy().max(axis=1) < 0.999).any(), "MixUp should blend some labels"
     first_epoch = np.concatenate([y.numpy() for _, y in ds]).sum(0)
     assert np.allclose(first_epoch.sum(), 24, atol=1e-3)
-
-
-AUGMENTATION_LAYERS = OmegaConf.to_container(
-    OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "augmentation" / "basic.yaml").layers
-
-)
-
-
-@pytest.mark.parametrize("layer", AUGMENTATION_LAYERS, ids=lambda c: c["_target_"].rsplit(".", 1)[-1])
-def test_augmentation_layer_runs_eagerly_and_in_tf_data(layer):
-    augment = build_augmenter([layer])
-    batch = tf.random.uniform((4, 16, 16, 3), 0, 255, seed=0)
-    eager = augment(batch, training=True)
-    mapped = next(iter(tf.data.Dataset.from_tensors(batch).map(lambda x: augment(x, training=True))))
-    for out in (eager, mapped):
-        assert out.shape == batch.shape and out.dtype == tf.float32
-        assert float(tf.reduce_min(out)) >= -1e-3 and float(tf.reduce_max(out)) <= 255.0 + 1e-3
-
-
-def test_empty_augmentation_and_no_mixing_build_nothing():
-    assert build_augmenter([]) is None
-    assert build_mixer(None) is None
