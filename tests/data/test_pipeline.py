@@ -73,3 +73,44 @@ def test_training_batches_are_mixed_with_soft_labels(make_image_tree, tmp_path):
     assert (labels.numpy().max(axis=1) < 0.999).any(), "MixUp should blend some labels"
     first_epoch = np.concatenate([y.numpy() for _, y in ds]).sum(0)
     assert np.allclose(first_epoch.sum(), 24, atol=1e-3)
+
+
+def tiny_subset(make_image_tree, root, per_class=4):
+    from imgcls.data.scan import scan_image_folder
+
+    folder = scan_image_folder(make_image_tree(root, per_class=per_class))
+    return subset(folder.paths, folder.labels)
+
+
+def test_disk_cache_is_written_reused_and_keyed_by_the_files(make_image_tree, tmp_path):
+    data = tiny_subset(make_image_tree, tmp_path / "t")
+    options = dict(num_classes=3, image_size=8, batch_size=4, training=False, cache="disk", cache_dir=tmp_path / "c")
+    first = np.concatenate([x for x, _ in make_dataset(data, name="val", **options).as_numpy_iterator()])
+    (index,) = (tmp_path / "c").glob("val-8px-*.index")
+
+    again = np.concatenate([x for x, _ in make_dataset(data, name="val", **options).as_numpy_iterator()])
+    np.testing.assert_array_equal(first, again)
+    assert list((tmp_path / "c").glob("*.index")) == [index]
+
+    Image.new("RGB", (40, 40), (0, 0, 0)).save(data.paths[0])
+    changed = np.concatenate([x for x, _ in make_dataset(data, name="val", **options).as_numpy_iterator()])
+    assert len(list((tmp_path / "c").glob("*.index"))) == 2, "a changed file means a new cache, not stale images"
+    assert changed[0].max() < 1 and first[0].max() > 100
+
+
+def test_class_weights_weight_each_example_by_its_label(make_image_tree, tmp_path):
+    data = tiny_subset(make_image_tree, tmp_path / "t", per_class=2)
+    ds = make_dataset(
+        data, num_classes=3, image_size=8, batch_size=6, training=True, class_weights=np.array([1.0, 2.0, 3.0]),
+        mix=build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4}), seed=0,
+    )
+    images, labels, weights = next(iter(ds))
+    np.testing.assert_allclose(weights.numpy(), labels.numpy() @ np.array([1.0, 2.0, 3.0]), rtol=1e-6)
+
+
+def test_unknown_cache_mode_is_a_config_error(make_image_tree, tmp_path):
+    from imgcls.errors import ConfigError
+
+    data = tiny_subset(make_image_tree, tmp_path / "t", per_class=1)
+    with pytest.raises(ConfigError, match="data.cache"):
+        make_dataset(data, num_classes=3, image_size=8, batch_size=2, training=False, cache="ssd")
