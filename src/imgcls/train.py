@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,21 @@ from imgcls.evaluation.report import predict_split, write_evaluation
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
 from imgcls.targets import TRUSTED_TARGETS, build
+from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
 from imgcls.training.precision import apply_precision
 
 log = logging.getLogger("imgcls.train")
 
 # What train() can return for sweeps to optimize: validation metrics only, never test ones.
+LR_SCALING = ("linear", "none")
 OPTIMIZABLE_METRICS = ("val_accuracy", "val_loss", "val_precision", "val_recall", "val_f1")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Fail at start-up, not after training, on settings that cannot work."""
+    if cfg.train.lr_scaling not in LR_SCALING:
+        raise ConfigError(f"train.lr_scaling must be one of {LR_SCALING}, got {cfg.train.lr_scaling!r}.")
     if cfg.optimized_metric not in OPTIMIZABLE_METRICS:
         raise ConfigError(
             f"optimized_metric={cfg.optimized_metric} is not a validation metric this run reports; "
@@ -56,8 +59,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
     class_names, size = data.class_names, int(cfg.data.image_size)
+    replicas = strategy.num_replicas_in_sync
+    lr_scale = replicas if cfg.train.lr_scaling == "linear" else 1
+    if replicas > 1:
+        log.info(
+            "%d replicas: global batch %d (data.batch_size %d per replica), learning rates x%d (train.lr_scaling=%s)",
+            replicas, cfg.data.batch_size * replicas, cfg.data.batch_size, lr_scale, cfg.train.lr_scaling,
+        )
     pipeline = dict(
-        num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size,
+        num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size * replicas,
         cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
     )
     train_ds = make_dataset(
@@ -82,16 +92,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         early_stopping_monitor=cfg.train.early_stopping.monitor,
         early_stopping_patience=cfg.train.early_stopping.patience,
         freeze_batchnorm=cfg.train.freeze_batchnorm,
+        jit_compile=cfg.train.jit_compile,
         log_dir=output_dir if cfg.train.tensorboard else None,
+        checkpoints=PhaseCheckpoints(output_dir / "checkpoints", resume=cfg.resume),
         verbose=cfg.train.verbose,
     )
-    phase1 = PhasePlan("phase1", cfg.train.phase1.epochs, cfg.train.phase1.lr)
-    phase2 = PhasePlan("phase2", cfg.train.phase2.epochs, cfg.train.phase2.lr, cfg.train.phase2.unfreeze)
-    history = train_two_phases(
+    p1, p2 = cfg.train.phase1, cfg.train.phase2
+    phase1 = PhasePlan("phase1", p1.epochs, p1.lr * lr_scale)
+    phase2 = PhasePlan(
+        "phase2", p2.epochs, p2.lr * lr_scale, unfreeze=p2.unfreeze, unfreeze_from=p2.unfreeze_from,
+        backbone_lr_mult=p2.backbone_lr_mult,
+    )
+    epochs = train_two_phases(
         model, backbone, phase1, phase2, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy
     )
 
-    model.save(output_dir / "model.keras")
+    inference_view(model).save(output_dir / "model.keras")
+    settings.checkpoints.remove()
     val_probabilities, val_loss = predict_split(model, val_ds)
     test_probabilities, test_loss = predict_split(model, test_ds)
     metrics = write_evaluation(
@@ -100,13 +117,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         val=(data.val.labels, val_probabilities, val_loss),
         test=(data.test.labels, test_probabilities, test_loss),
         extra=dict(
-            epochs_trained=len(history.epochs),
-            epochs_per_phase=dict(Counter(history.phases)),
+            epochs_trained=sum(epochs.values()),
+            epochs_per_phase=epochs,
             precision_policy=policy,
             train_seconds=round(time.monotonic() - started, 1),
         ),
         tensorboard_dir=output_dir / "tensorboard" if cfg.train.tensorboard else None,
-        step=len(history.epochs),
+        step=sum(epochs.values()),
     )
     log.info(
         "Done in %.0f s: val_accuracy %.4f, test_accuracy %.4f. Run folder: %s",

@@ -15,7 +15,7 @@ from imgcls.models.layers import BackbonePreprocessing
 
 def tiny_classifier(**kwargs):
     backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    settings = dict(class_names=["ant", "bee", "cat", "dog"], image_size=32, preprocessing="none", dense_units=8, dropout=0.2, l2=1e-4)
+    settings = dict(class_names=["ant", "bee", "cat", "dog"], image_size=32, preprocessing="builtin", dense_units=8, dropout=0.2, l2=1e-4)
     return build_classifier(backbone, **{**settings, **kwargs}), backbone
 
 

@@ -16,7 +16,7 @@ HEAD_WEIGHTS = 8  # BN1 gamma/beta, Dense kernel/bias, BN2 gamma/beta, output ke
 def classifier(freeze_batchnorm=True):
     backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
     model = build_classifier(
-        backbone, class_names=["a", "b", "c"], image_size=32, preprocessing="none", dense_units=8, dropout=0.0, l2=0.0,
+        backbone, class_names=["a", "b", "c"], image_size=32, preprocessing="builtin", dense_units=8, dropout=0.0, l2=0.0,
         freeze_batchnorm=freeze_batchnorm,
     )
     return model, backbone

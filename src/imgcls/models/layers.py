@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras.applications import imagenet_utils
 
-PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "builtin")
 
 
 @keras.saving.register_keras_serializable(package="imgcls")
@@ -13,11 +13,11 @@ class BackbonePreprocessing(keras.layers.Layer):
     """Turns raw 0-255 RGB images into what a backbone was trained on.
 
     ``mode`` is Keras Applications' name for it: ``caffe`` (RGB to BGR, ImageNet mean subtracted),
-    ``tf`` (scaled to -1..1), ``torch`` (0..1, ImageNet mean and std), or ``none`` for backbones
+    ``tf`` (scaled to -1..1), ``torch`` (0..1, ImageNet mean and std), or ``builtin`` for backbones
     that carry their own rescaling.
     """
 
-    def __init__(self, mode: str = "none", **kwargs):
+    def __init__(self, mode: str = "builtin", **kwargs):
         super().__init__(**kwargs)
         if mode not in PREPROCESSING_MODES:
             raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, got {mode!r}")
@@ -25,7 +25,7 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     def call(self, images):
         images = keras.ops.cast(images, self.compute_dtype)
-        if self.mode == "none":
+        if self.mode == "builtin":
             return images
         return imagenet_utils.preprocess_input(images, data_format="channels_last", mode=self.mode)
 

@@ -5,41 +5,39 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from imgcls.errors import ImgclsError
+from imgcls.training.callbacks import StopOnNaN
+from imgcls.training.checkpoints import PhaseCheckpoints
 from imgcls.training.freezing import freeze, unfreeze_top
+from imgcls.training.optimizers import backbone_lr_optimizer
 
 log = logging.getLogger(__name__)
 
 
+class TrainingDivergedError(ImgclsError):
+    """The loss became NaN or infinite."""
+
+
 @dataclass(frozen=True)
 class PhasePlan:
-    """One phase: its epochs, base learning rate and backbone layers to unfreeze (phase 2)."""
+    """One phase: epochs, base learning rate, and for phase 2 which backbone layers train and how fast."""
 
     name: str
     epochs: int
     lr: float
     unfreeze: int = 0
+    unfreeze_from: str | None = None
+    backbone_lr_mult: float = 1.0
 
-
-@dataclass
-class TrainingHistory:
-    """Per-epoch logs of both phases on one continuous epoch axis."""
-
-    epochs: list[int] = field(default_factory=list)
-    phases: list[str] = field(default_factory=list)
-    logs: dict[str, list[float]] = field(default_factory=dict)
-
-    def extend(self, phase: str, history: keras.callbacks.History) -> None:
-        for offset, epoch in enumerate(history.epoch):
-            self.epochs.append(epoch + 1)
-            self.phases.append(phase)
-            for key, values in history.history.items():
-                self.logs.setdefault(key, []).append(float(values[offset]))
+    @property
+    def trains_backbone(self) -> bool:
+        return self.unfreeze != 0 or self.unfreeze_from is not None
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,9 @@ class FitSettings:
     early_stopping_monitor: str = "val_loss"
     early_stopping_patience: int = 3
     freeze_batchnorm: bool = True
+    jit_compile: bool | str = "auto"
     log_dir: Path | None = None
+    checkpoints: PhaseCheckpoints | None = None
     verbose: str | int = "auto"
 
 
@@ -63,8 +63,10 @@ def keras_verbosity(verbose: str | int) -> int:
     return int(verbose)
 
 
-def _phase_callbacks(settings: FitSettings, extra: list) -> list:
+def _phase_callbacks(settings: FitSettings, phase: str, extra: list) -> tuple[list, StopOnNaN]:
+    nan_guard = StopOnNaN()
     callbacks = [
+        nan_guard,
         keras.callbacks.EarlyStopping(
             monitor=settings.early_stopping_monitor,
             patience=settings.early_stopping_patience,
@@ -73,10 +75,12 @@ def _phase_callbacks(settings: FitSettings, extra: list) -> list:
         ),
         *extra,
     ]
+    if settings.checkpoints is not None:  # backed up before the CSV row is written: no row twice after a resume
+        callbacks.append(settings.checkpoints.backup(phase))
     if settings.log_dir is not None:
         callbacks.append(keras.callbacks.CSVLogger(str(settings.log_dir / "history.csv"), append=True))
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.log_dir / "tensorboard")))
-    return callbacks
+    return callbacks, nan_guard
 
 
 def fit_phase(
@@ -88,30 +92,59 @@ def fit_phase(
     val_ds: tf.data.Dataset,
     initial_epoch: int,
     strategy: tf.distribute.Strategy,
-) -> keras.callbacks.History:
-    """Compile ``model`` with a fresh optimizer for ``plan`` and fit it from ``initial_epoch``."""
+    backbone: keras.Model | None = None,
+) -> int:
+    """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch``; return the end epoch."""
     steps_per_epoch = int(train_ds.cardinality())
     learning_rate, schedule_callbacks = settings.schedule_factory(plan.lr, steps_per_epoch, plan.epochs)
+    optimizer_factory = settings.optimizer_factory
+    if backbone is not None:
+        optimizer_factory = backbone_lr_optimizer(optimizer_factory, backbone, plan.backbone_lr_mult)
     with strategy.scope():
         model.compile(
-            optimizer=settings.optimizer_factory(learning_rate=learning_rate),
+            optimizer=optimizer_factory(learning_rate=learning_rate),
             loss=settings.loss,
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile=settings.jit_compile,
         )
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
     log.info(
         "%s: epochs %d-%d, base lr %g, %d trainable parameters",
         plan.name, initial_epoch + 1, initial_epoch + plan.epochs, plan.lr, trainable,
     )
-    return model.fit(
+    callbacks, nan_guard = _phase_callbacks(settings, plan.name, schedule_callbacks)
+    model._initial_epoch = None  # set by BackupAndRestore when it restores; must not leak into the next phase
+    history = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=initial_epoch + plan.epochs,
         initial_epoch=initial_epoch,
-        callbacks=_phase_callbacks(settings, schedule_callbacks),
+        callbacks=callbacks,
         verbose=keras_verbosity(settings.verbose),
         shuffle=False,  # the tf.data pipeline shuffles
     )
+    if nan_guard.diverged_at is not None:
+        epoch, batch = nan_guard.diverged_at
+        kept = f" The last good epoch is kept in {settings.checkpoints.directory}." if settings.checkpoints else ""
+        raise TrainingDivergedError(
+            f"The loss became NaN or infinite in {plan.name}, epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+            f"Lower train.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, or use precision=float32."
+            + kept
+        )
+    return history.epoch[-1] + 1 if history.epoch else (model._initial_epoch or initial_epoch + plan.epochs)
+
+
+def _run_or_restore(
+    model: keras.Model, plan: PhasePlan, settings: FitSettings, first_epoch: int, **fit_kwargs
+) -> int:
+    checkpoints = settings.checkpoints
+    if checkpoints is not None and checkpoints.is_finished(plan.name):
+        checkpoints.restore_phase(plan.name, model)
+        return first_epoch + checkpoints.state[plan.name]["epochs"]
+    end = fit_phase(model, plan, settings, initial_epoch=first_epoch, **fit_kwargs)
+    if checkpoints is not None:
+        checkpoints.finish_phase(plan.name, model, first_epoch, end - first_epoch)
+    return end
 
 
 def train_two_phases(
@@ -124,25 +157,27 @@ def train_two_phases(
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset,
     strategy: tf.distribute.Strategy,
-) -> TrainingHistory:
-    """Phase 1 trains the head on a frozen backbone; phase 2 (if ``phase2.unfreeze`` and epochs) fine-tunes.
+) -> dict[str, int]:
+    """Phase 1 trains the head on a frozen backbone; phase 2 (if it unfreezes anything) fine-tunes.
 
     Each phase ends on its best validation weights (EarlyStopping restores them), so phase 2
-    starts from phase 1's best. Epochs continue across phases for logs and TensorBoard.
+    starts from phase 1's best. Epochs continue across phases for logs and TensorBoard. With
+    checkpoints, a finished phase is not run again and an interrupted one continues at its last
+    finished epoch. Returns the number of epochs of each phase that ran.
     """
-    history = TrainingHistory()
+    fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy)
+    epochs: dict[str, int] = {}
     freeze(backbone)
+    end = 0
     if phase1.epochs > 0:
-        history.extend(phase1.name, fit_phase(
-            model, phase1, settings, train_ds=train_ds, val_ds=val_ds, initial_epoch=0, strategy=strategy
-        ))
-    if phase2.unfreeze == 0 or phase2.epochs <= 0:
+        end = _run_or_restore(model, phase1, settings, 0, **fit_kwargs)
+        epochs[phase1.name] = end
+    if not phase2.trains_backbone or phase2.epochs <= 0:
         log.info("phase 2 skipped (train.phase2.unfreeze=%d, epochs=%d)", phase2.unfreeze, phase2.epochs)
-        return history
-    trained = unfreeze_top(backbone, phase2.unfreeze, freeze_batchnorm=settings.freeze_batchnorm)
+        return epochs
+    trained = unfreeze_top(
+        backbone, phase2.unfreeze, from_layer=phase2.unfreeze_from, freeze_batchnorm=settings.freeze_batchnorm
+    )
     log.info("phase 2: %d backbone layers with weights unfrozen (from %s)", len(trained), trained[0] if trained else "-")
-    history.extend(phase2.name, fit_phase(
-        model, phase2, settings, train_ds=train_ds, val_ds=val_ds,
-        initial_epoch=len(history.epochs), strategy=strategy,
-    ))
-    return history
+    epochs[phase2.name] = _run_or_restore(model, phase2, settings, end, backbone=backbone, **fit_kwargs) - end
+    return epochs
