@@ -32,7 +32,11 @@ def test_option_composes_and_builds(compose_config, group, option):
     assert isinstance(optimizer, keras.optimizers.Optimizer)
     learning_rate, callbacks = build(cfg.schedule)(1e-3, 10, 2)
     assert float(learning_rate(0) if callable(learning_rate) else learning_rate) >= 0.0
-    assert isinstance(build(cfg.strategy), tf.distribute.Strategy)
+    if option == "multi_worker":  # needs a cluster (TF_CONFIG or strategy.workers); tests/training/test_multi_worker.py
+        with pytest.raises(ConfigError, match="TF_CONFIG"):
+            build(cfg.strategy)
+    else:
+        assert isinstance(build(cfg.strategy), tf.distribute.Strategy)
     layers = [build(layer) for layer in cfg.augmentation.layers]
     assert all(isinstance(layer, keras.layers.Layer) for layer in layers)
     if cfg.mixup.layer is not None:

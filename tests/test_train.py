@@ -82,3 +82,10 @@ def test_other_options_run_end_to_end(tiny_config, tmp_path):
     assert metrics["precision_policy"] == "float32"
     assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
     assert {p.name.split("-")[0] for p in (tmp_path / "tfdata").glob("*.index")} == {"train", "val", "test"}
+
+
+def test_same_seed_same_result(tiny_config, tmp_path):
+    first = train(tiny_config(["seed=3", f"paths.output_dir={tmp_path / 'a'}"]))
+    second = train(tiny_config(["seed=3", f"paths.output_dir={tmp_path / 'b'}"]))
+    assert first["val_loss"] == second["val_loss"] and first["val_accuracy"] == second["val_accuracy"]
+    assert first["test_loss"] == second["test_loss"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -26,6 +27,8 @@ from imgcls.targets import TRUSTED_TARGETS, build
 from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
 from imgcls.training.precision import apply_precision
+from imgcls.training.reproducibility import seed_everything
+from imgcls.training.strategy import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
 
@@ -45,19 +48,37 @@ def check_config(cfg: DictConfig) -> None:
         )
 
 
+def _data_fingerprint(manifest_path: Path) -> str:
+    """What every worker of a multi-worker run must agree on: classes, split sizes and file lists."""
+    manifest = json.loads(manifest_path.read_text())
+    return json.dumps([manifest["class_names"], manifest["images"], manifest["file_list_sha256"]], sort_keys=True)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
     check_config(cfg)
     started = time.monotonic()
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    keras.utils.set_random_seed(cfg.seed)
+    seed_everything(cfg.seed, cfg.train.deterministic)
     policy = apply_precision(cfg.precision)
-    strategy = build(cfg.strategy)
+    strategy = build(cfg.strategy)  # before other TensorFlow work: a multi-worker strategy must come first
     log.info("Precision policy %s; %s with %d replica(s)", policy, type(strategy).__name__, strategy.num_replicas_in_sync)
+    if cfg.resume and worker_count(strategy) > 1:
+        raise ConfigError(
+            "resume=true is not supported with several workers (each would need the chief's checkpoints): start "
+            "the run again without it, or continue it on one machine from the chief's run folder "
+            "(strategy=auto resume=true hydra.run.dir=<that folder>). See docs/distributed.md."
+        )
+    # Only the chief writes the run folder; other workers compute the same but write into a temporary folder.
+    with worker_output_dir(strategy, Path(cfg.paths.output_dir)) as output_dir:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        return _train(cfg, strategy, output_dir, policy=policy, started=started)
 
+
+def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float) -> dict[str, Any]:
+    """The run itself, writing into ``output_dir`` (the run folder on the chief, see :func:`train`)."""
     data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
+    check_same_on_every_worker(strategy, _data_fingerprint(output_dir / "manifest.json"), "data")
     class_names, size = data.class_names, int(cfg.data.image_size)
     replicas = strategy.num_replicas_in_sync
     lr_scale = replicas if cfg.train.lr_scaling == "linear" else 1
@@ -77,6 +98,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     val_ds = make_dataset(data.val, training=False, name="val", **pipeline)
     test_ds = make_dataset(data.test, training=False, name="test", **pipeline)
+    # several workers: each takes its part of every global batch (see shard_by_data)
+    train_ds, val_ds, test_ds = (shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
 
     with strategy.scope():
         backbone = build_backbone(cfg.backbone, size)

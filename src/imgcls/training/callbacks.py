@@ -6,23 +6,33 @@ import math
 
 import keras
 
+WATCHED = ("loss", "val_loss")
+
+
+def _non_finite(logs: dict | None) -> bool:
+    return any(key in (logs or {}) and not math.isfinite(float(logs[key])) for key in WATCHED)
+
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras's TerminateOnNaN, remembering where the loss became NaN or infinite."""
+    """Keras's TerminateOnNaN, also watching the validation loss, and remembering where it happened."""
 
     def __init__(self):
         super().__init__()
         self.epoch = 0
-        self.diverged_at: tuple[int, int] | None = None
+        self.diverged_at: str | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and self.diverged_at is None:
-            self.diverged_at = (self.epoch, batch)
+        if self.diverged_at is None and _non_finite(logs):
+            self.diverged_at = f"epoch {self.epoch + 1}, batch {batch + 1}"
         super().on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged_at is None and _non_finite(logs):
+            self.diverged_at = f"epoch {epoch + 1}, validation"
+            self.model.stop_training = True
 
 
 class EpochBackup(keras.callbacks.BackupAndRestore):
@@ -33,7 +43,5 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            return
-        super().on_epoch_end(epoch, logs)
+        if not _non_finite(logs):
+            super().on_epoch_end(epoch, logs)

@@ -124,10 +124,9 @@ def fit_phase(
         shuffle=False,  # the tf.data pipeline shuffles
     )
     if nan_guard.diverged_at is not None:
-        epoch, batch = nan_guard.diverged_at
         kept = f" The last good epoch is kept in {settings.checkpoints.directory}." if settings.checkpoints else ""
         raise TrainingDivergedError(
-            f"The loss became NaN or infinite in {plan.name}, epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+            f"The loss became NaN or infinite in {plan.name}, {nan_guard.diverged_at}; training stopped. "
             f"Lower train.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, or use precision=float32."
             + kept
         )
