@@ -28,7 +28,7 @@ from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
-from imgcls.training.strategy import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
+from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
 

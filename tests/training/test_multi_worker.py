@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import imgcls  # noqa: F401  (registers the layers load_model needs)
 from imgcls.errors import ConfigError
-from imgcls.training.strategy import (
+from imgcls.training.multi_worker import (
     is_chief,
     multi_worker_strategy,
     resolve_cluster,
