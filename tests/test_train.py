@@ -41,8 +41,13 @@ def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
 
     report = (run / "classification_report.txt").read_text()
     assert all(name in report for name in saved["class_names"]) and "macro avg" in report
-    with Image.open(run / "confusion_matrix.png") as image:
-        assert image.format == "PNG" and min(image.size) >= 300
+    for figure in ("confusion_matrix", "confusion_matrix_normalized", "training_curves", "misclassified"):
+        with Image.open(run / f"{figure}.png") as image:
+            assert image.format == "PNG" and min(image.size) >= 300, figure
+    with open(run / "predictions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 12
+    assert saved["hparams"]["backbone"] == "mobilenetv3small" and saved["hparams"]["image_size"] == 32
+    assert saved["hparams"]["mixup"] == "mixup" and saved["hparams"]["mixup_alpha"] == 0.2
 
     with open(run / "history.csv") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]

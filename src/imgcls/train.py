@@ -20,7 +20,7 @@ from imgcls.data.balance import class_weights
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, ImgclsError
-from imgcls.evaluation.report import predict_split, write_evaluation
+from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
 from imgcls.targets import TRUSTED_TARGETS, build
@@ -132,14 +132,14 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
-    val_probabilities, val_loss = predict_split(model, val_ds)
-    test_probabilities, test_loss = predict_split(model, test_ds)
+    write_training_curves(output_dir, epochs)
     metrics = write_evaluation(
         output_dir,
         class_names=list(class_names),
-        val=(data.val.labels, val_probabilities, val_loss),
-        test=(data.test.labels, test_probabilities, test_loss),
+        val=predict_split(model, val_ds, data.val.paths, data.val.labels),
+        test=predict_split(model, test_ds, data.test.paths, data.test.labels),
         extra=dict(
+            hparams=OmegaConf.to_container(cfg.hparams, resolve=True),
             epochs_trained=sum(epochs.values()),
             epochs_per_phase=epochs,
             precision_policy=policy,

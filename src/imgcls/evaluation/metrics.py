@@ -5,23 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+TOP_K = 5
 
 
 def split_metrics(prefix: str, y_true: np.ndarray, probabilities: np.ndarray, loss: float) -> dict[str, float]:
-    """``<prefix>_accuracy``, ``_loss`` and macro ``_precision``, ``_recall``, ``_f1`` as plain floats."""
+    """``<prefix>_accuracy``, ``_loss``, macro ``_precision``/``_recall``/``_f1``, their ``_weighted`` forms,
+    and ``_top5_accuracy`` when there are more than five classes; all plain floats."""
     y_pred = probabilities.argmax(axis=1)
     labels = np.arange(probabilities.shape[1])
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0
-    )
-    return {
-        f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
-        f"{prefix}_loss": float(loss),
-        f"{prefix}_precision": float(precision),
-        f"{prefix}_recall": float(recall),
-        f"{prefix}_f1": float(f1),
-    }
+    metrics = {f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)), f"{prefix}_loss": float(loss)}
+    for average, suffix in (("macro", ""), ("weighted", "_weighted")):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        metrics.update({
+            f"{prefix}_precision{suffix}": float(precision),
+            f"{prefix}_recall{suffix}": float(recall),
+            f"{prefix}_f1{suffix}": float(f1),
+        })
+    if len(labels) > TOP_K:
+        metrics[f"{prefix}_top{TOP_K}_accuracy"] = float(
+            top_k_accuracy_score(y_true, probabilities, k=TOP_K, labels=labels)
+        )
+    return metrics
 
 
 def per_class_report(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> tuple[str, dict[str, Any]]:
@@ -36,3 +50,11 @@ def per_class_report(y_true: np.ndarray, probabilities: np.ndarray, class_names:
 def confusion(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Confusion matrix counts: rows are true classes, columns predicted classes."""
     return confusion_matrix(y_true, probabilities.argmax(axis=1), labels=np.arange(probabilities.shape[1]))
+
+
+def worst_mistakes(y_true: np.ndarray, probabilities: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the wrong predictions made with the highest confidence, most confident first."""
+    y_pred = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    confidence = probabilities[wrong, y_pred[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:count]]

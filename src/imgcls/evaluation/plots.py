@@ -1,27 +1,102 @@
-"""Figures of a run, drawn with matplotlib's non-interactive Agg backend."""
+"""Figures of a run, drawn with matplotlib's non-interactive Agg backend (works on headless machines)."""
 
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+from PIL import Image  # noqa: E402
+
+# Above this many classes cell values and full-size tick labels no longer fit; the picture still does.
+ANNOTATED_CLASSES = 30
 
 
-def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str = "Test confusion matrix") -> bytes:
-    """The confusion matrix as PNG bytes; cell labels are dropped when there are too many classes to read."""
-    n = len(class_names)
-    side = min(40.0, max(5.0, 0.45 * n + 2.5))
-    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
-    display = ConfusionMatrixDisplay(matrix, display_labels=class_names)
-    display.plot(ax=ax, cmap="Blues", colorbar=n <= 30, include_values=n <= 30, xticks_rotation="vertical")
-    ax.set_title(title)
-    fig.tight_layout()
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, normalize: bool = False) -> bytes:
+    """The confusion matrix (rows: true class, columns: predicted) as PNG bytes.
+
+    ``normalize`` divides each row by its total, so each cell is the share of that true class.
+    The figure grows with the number of classes (100 classes stay readable).
+    """
+    n = len(class_names)
+    values = matrix.astype(float)
+    if normalize:
+        totals = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    side = min(48.0, max(6.0, 0.32 * n + 3.0))
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    font = 10 if n <= ANNOTATED_CLASSES else max(4, int(600 / n))
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=font)
+    ax.set_yticks(range(n), class_names, fontsize=font)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Test confusion matrix" + (" (share of each true class)" if normalize else " (images)"))
+    if n <= ANNOTATED_CLASSES:
+        threshold = values.max() / 2 if values.size else 0
+        for (row, col), value in np.ndenumerate(values):
+            text = f"{value:.2f}" if normalize else f"{int(value)}"
+            ax.text(col, row, text, ha="center", va="center", fontsize=8,
+                    color="white" if value > threshold else "black")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def training_curves_png(history: dict[str, list[float]], epochs_per_phase: dict[str, int]) -> bytes:
+    """Loss and accuracy per epoch (training and validation) over both phases, phase starts marked."""
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+            if history.get(key):
+                ax.plot(epochs, history[key], marker="o", markersize=3, label=label)
+        start = 0
+        for phase, count in epochs_per_phase.items():
+            if start:
+                ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.text(start + 0.6, 1.0, phase, transform=ax.get_xaxis_transform(), va="top", fontsize=9, color="grey")
+            start += count
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def misclassified_png(
+    paths: Sequence[str], true_names: Sequence[str], predicted_names: Sequence[str], confidences: Sequence[float],
+    *, thumbnail: int = 160,
+) -> bytes:
+    """A gallery of mistakes: each image with its true class, the predicted class and the confidence."""
+    count = max(1, len(paths))
+    columns = min(5, count)
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if not paths:
+        axes[0, 0].text(0.5, 0.5, "no mistakes on the test set", ha="center", va="center")
+    for ax, path, true, predicted, confidence in zip(axes.flat, paths, true_names, predicted_names, confidences):
+        with Image.open(path) as image:
+            image.seek(0)
+            picture = image.convert("RGB")
+            picture.thumbnail((thumbnail, thumbnail))
+        ax.imshow(np.asarray(picture))
+        ax.set_title(f"true: {true}\npredicted: {predicted} ({confidence:.0%})", fontsize=9, color="firebrick")
+    fig.suptitle("Most confident mistakes on the test set")
+    fig.tight_layout()
+    return _png(fig)

@@ -1,27 +1,46 @@
-"""Evaluate a trained model on validation and test data and write the run's evaluation files."""
+"""Evaluate a model on labelled images and write the evaluation bundle of a run folder."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import log_loss
 
-from imgcls.evaluation.metrics import confusion, per_class_report, split_metrics
-from imgcls.evaluation.plots import confusion_matrix_png
+from imgcls.evaluation.metrics import confusion, per_class_report, split_metrics, worst_mistakes
+from imgcls.evaluation.plots import confusion_matrix_png, misclassified_png, training_curves_png
 
 log = logging.getLogger(__name__)
 
+GALLERY_SIZE = 25
 
-def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, float]:
-    """Class probabilities for every example of ``dataset`` (in order) and the compiled loss over it."""
-    loss = model.evaluate(dataset, verbose=0, return_dict=True)["loss"]
+
+@dataclass(frozen=True)
+class SplitPredictions:
+    """A split's files, true labels and predicted class probabilities, in the same order."""
+
+    paths: tuple[str, ...]
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def loss(self) -> float:
+        """Mean cross-entropy of the predictions (no label smoothing or weight penalty: comparable across runs)."""
+        classes = np.arange(self.probabilities.shape[1])
+        return float(log_loss(self.labels, self.probabilities, labels=classes))
+
+
+def predict_split(model: keras.Model, dataset: tf.data.Dataset, paths, labels) -> SplitPredictions:
+    """Run ``model`` over an evaluation ``dataset`` built from ``paths`` (in order) and keep the results."""
     probabilities = model.predict(dataset, verbose=0)
-    return probabilities, float(loss)
+    return SplitPredictions(tuple(paths), np.asarray(labels), probabilities)
 
 
 def write_tensorboard_image(log_dir: Path, tag: str, png: bytes, step: int) -> None:
@@ -33,35 +52,83 @@ def write_tensorboard_image(log_dir: Path, tag: str, png: bytes, step: int) -> N
     writer.close()
 
 
+def write_predictions_csv(path: Path, test: SplitPredictions, class_names: list[str]) -> None:
+    """One row per test image: file, true and predicted class, confidence, probability of the true class."""
+    predicted = test.probabilities.argmax(axis=1)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "true_label", "predicted_label", "confidence", "true_label_probability"])
+        for i, file in enumerate(test.paths):
+            writer.writerow([
+                file, class_names[test.labels[i]], class_names[predicted[i]],
+                f"{test.probabilities[i, predicted[i]]:.6f}", f"{test.probabilities[i, test.labels[i]]:.6f}",
+            ])
+
+
+def _write_figures(output_dir: Path, test: SplitPredictions, class_names: list[str]) -> dict[str, bytes]:
+    matrix = confusion(test.labels, test.probabilities)
+    figures = {
+        "confusion_matrix": confusion_matrix_png(matrix, class_names),
+        "confusion_matrix_normalized": confusion_matrix_png(matrix, class_names, normalize=True),
+    }
+    mistakes = worst_mistakes(test.labels, test.probabilities, GALLERY_SIZE)
+    predicted = test.probabilities.argmax(axis=1)
+    figures["misclassified"] = misclassified_png(
+        [test.paths[i] for i in mistakes],
+        [class_names[test.labels[i]] for i in mistakes],
+        [class_names[predicted[i]] for i in mistakes],
+        [float(test.probabilities[i, predicted[i]]) for i in mistakes],
+    )
+    for name, png in figures.items():
+        (output_dir / f"{name}.png").write_bytes(png)
+    return figures
+
+
 def write_evaluation(
     output_dir: Path,
     *,
     class_names: list[str],
-    val: tuple[np.ndarray, np.ndarray, float],
-    test: tuple[np.ndarray, np.ndarray, float],
-    extra: dict[str, Any],
+    test: SplitPredictions,
+    val: SplitPredictions | None = None,
+    extra: dict[str, Any] | None = None,
     tensorboard_dir: Path | None = None,
     step: int = 0,
 ) -> dict[str, Any]:
-    """Write metrics.json, classification_report.txt and confusion_matrix.png; return the metrics.
-
-    ``val`` and ``test`` are (true labels, probabilities, loss).
-    """
-    metrics: dict[str, Any] = {**split_metrics("val", *val), **split_metrics("test", *test)}
-    test_labels, test_probabilities, _ = test
-    report_text, report_table = per_class_report(test_labels, test_probabilities, class_names)
+    """Write metrics.json, classification_report.txt, predictions.csv and the figures; return the metrics."""
+    metrics: dict[str, Any] = {}
+    if val is not None:
+        metrics.update(split_metrics("val", val.labels, val.probabilities, val.loss))
+        metrics["num_val_images"] = len(val.labels)
+    metrics.update(split_metrics("test", test.labels, test.probabilities, test.loss))
+    report_text, report_table = per_class_report(test.labels, test.probabilities, class_names)
     metrics.update(
+        num_test_images=len(test.labels),
         class_names=list(class_names),
         test_per_class={name: report_table[name] for name in class_names},
-        num_val_images=int(len(val[0])),
-        num_test_images=int(len(test_labels)),
-        **extra,
+        **(extra or {}),
     )
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     (output_dir / "classification_report.txt").write_text(report_text)
-    png = confusion_matrix_png(confusion(test_labels, test_probabilities), list(class_names))
-    (output_dir / "confusion_matrix.png").write_bytes(png)
+    write_predictions_csv(output_dir / "predictions.csv", test, class_names)
+    figures = _write_figures(output_dir, test, class_names)
     if tensorboard_dir is not None:
-        write_tensorboard_image(tensorboard_dir / "evaluation", "test/confusion_matrix", png, step)
+        for name in ("confusion_matrix", "confusion_matrix_normalized"):
+            write_tensorboard_image(tensorboard_dir / "evaluation", f"test/{name}", figures[name], step)
     log.info("Test report:\n%s", report_text)
     return metrics
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """The per-epoch logs that Keras's CSVLogger wrote, by column."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+
+
+def write_training_curves(output_dir: Path, epochs_per_phase: dict[str, int]) -> None:
+    """training_curves.png from the run's history.csv."""
+    history = read_history(output_dir / "history.csv")
+    if history:
+        (output_dir / "training_curves.png").write_bytes(training_curves_png(history, epochs_per_phase))

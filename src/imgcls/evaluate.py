@@ -1,0 +1,91 @@
+"""``imgcls-evaluate``: the evaluation bundle of any saved model on any class-per-folder tree."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import keras
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from imgcls.data.integrity import check_images
+from imgcls.data.pipeline import make_dataset
+from imgcls.data.scan import scan_image_folder
+from imgcls.data.split import whole
+from imgcls.errors import DataError, ImgclsError
+from imgcls.evaluation.report import predict_split, write_evaluation
+from imgcls.models.classifier import class_names_of
+from imgcls.targets import TRUSTED_TARGETS
+
+log = logging.getLogger("imgcls.evaluate")
+
+
+def load_classifier(path: str | Path) -> keras.Model:
+    """A saved imgcls model, or a clear error saying why it cannot be used."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"model={path}: no such file. Point model= at a run folder's model.keras.")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:  # Keras raises many types for files that are not Keras models
+        raise DataError(f"model={path} could not be loaded as a Keras model: {error}") from error
+    try:
+        class_names_of(model)
+    except (ValueError, AttributeError) as error:
+        raise DataError(f"model={path} has no 'predictions' layer with class names: not an imgcls model.") from error
+    return model
+
+
+def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Evaluate ``cfg.model`` on ``cfg.data.test_dir`` and write the bundle to ``output_dir``."""
+    model = load_classifier(cfg.model)
+    class_names = tuple(class_names_of(model))
+    tree = scan_image_folder(cfg.data.test_dir, class_names, what="data.test_dir")
+    missing = [name for name, count in tree.counts().items() if count == 0]
+    if missing:
+        log.warning("Classes of the model without images in %s (not evaluated): %s", tree.root, missing)
+    result = check_images(tree.paths, cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels)
+    tree = tree.without(result.problems)
+    if not tree.paths:
+        raise DataError(f"data.test_dir={tree.root}: no usable image of the model's classes {list(class_names)}.")
+    skipped = [{"path": p, "reason": r} for p, r in sorted(tree.skipped.items())]
+    (output_dir / "data_report.json").write_text(
+        json.dumps({"root": str(tree.root), "usable_per_class": tree.counts(), "skipped": skipped}, indent=2,
+                   ensure_ascii=False) + "\n"
+    )
+    for entry in skipped:
+        log.warning("Skipped %s: %s", entry["path"], entry["reason"])
+
+    test = whole(tree)
+    dataset = make_dataset(
+        test, num_classes=len(class_names), image_size=int(model.input_shape[1]), batch_size=cfg.data.batch_size,
+        training=False, cache="none",
+    )
+    metrics = write_evaluation(
+        output_dir,
+        class_names=list(class_names),
+        test=predict_split(model, dataset, test.paths, test.labels),
+        extra={"model": str(Path(cfg.model).expanduser().resolve()), "test_dir": str(tree.root)},
+        tensorboard_dir=output_dir / "tensorboard" if cfg.tensorboard else None,
+    )
+    log.info("test_accuracy %.4f on %d images. Results: %s", metrics["test_accuracy"], len(test), output_dir)
+    return metrics
+
+
+@hydra.main(config_path="pkg://imgcls.conf", config_name="evaluate", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> None:
+    """Run :func:`evaluate` into the Hydra run folder; problems a user can fix end with exit code 2."""
+    try:
+        evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except ImgclsError as error:
+        log.error("%s", error)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
