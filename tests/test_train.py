@@ -8,6 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -94,3 +95,19 @@ def test_same_seed_same_result(tiny_config, tmp_path):
     second = train(tiny_config(["seed=3", f"paths.output_dir={tmp_path / 'b'}"]))
     assert first["val_loss"] == second["val_loss"] and first["val_accuracy"] == second["val_accuracy"]
     assert first["test_loss"] == second["test_loss"]
+
+
+def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    metrics = train(tiny_config(["train.phase2.unfreeze=0"]))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["backbone"].string_value == "mobilenetv3small"
+    assert start.hparams["image_size"].number_value == 32
+    evaluation = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "evaluation"), size_guidance={"tensors": 0})
+    evaluation.Reload()
+    (value,) = evaluation.Tensors("val_accuracy")
+    assert float(tf.make_ndarray(value.tensor_proto)) == pytest.approx(metrics["val_accuracy"])

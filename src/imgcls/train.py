@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
+from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
 from imgcls.targets import TRUSTED_TARGETS, build
@@ -148,6 +150,9 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         tensorboard_dir=output_dir / "tensorboard" if cfg.train.tensorboard else None,
         step=sum(epochs.values()),
     )
+    if cfg.train.tensorboard:
+        run_name = os.path.relpath(output_dir, Path(cfg.paths.log_dir).expanduser())
+        write_hparams(output_dir / "tensorboard", metrics["hparams"], metrics, run_name=run_name)
     log.info(
         "Done in %.0f s: val_accuracy %.4f, test_accuracy %.4f. Run folder: %s",
         metrics["train_seconds"], metrics["val_accuracy"], metrics["test_accuracy"], output_dir,

@@ -36,7 +36,7 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, norm
         totals = values.sum(axis=1, keepdims=True)
         values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     side = min(48.0, max(6.0, 0.32 * n + 3.0))
-    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100, layout="constrained")
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     font = 10 if n <= ANNOTATED_CLASSES else max(4, int(600 / n))
@@ -51,14 +51,13 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, norm
             text = f"{value:.2f}" if normalize else f"{int(value)}"
             ax.text(col, row, text, ha="center", va="center", fontsize=8,
                     color="white" if value > threshold else "black")
-    fig.tight_layout()
     return _png(fig)
 
 
 def training_curves_png(history: dict[str, list[float]], epochs_per_phase: dict[str, int]) -> bytes:
     """Loss and accuracy per epoch (training and validation) over both phases, phase starts marked."""
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100, layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
             if history.get(key):
@@ -67,13 +66,13 @@ def training_curves_png(history: dict[str, list[float]], epochs_per_phase: dict[
         for phase, count in epochs_per_phase.items():
             if start:
                 ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text(start + 0.6, 1.0, phase, transform=ax.get_xaxis_transform(), va="top", fontsize=9, color="grey")
+            ax.text(start + 0.6, 0.98, phase, transform=ax.get_xaxis_transform(), va="top", fontsize=9, color="grey",
+                    clip_on=True)
             start += count
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -85,7 +84,9 @@ def misclassified_png(
     count = max(1, len(paths))
     columns = min(5, count)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 3.6 * rows), dpi=100, squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     if not paths:
@@ -98,5 +99,4 @@ def misclassified_png(
         ax.imshow(np.asarray(picture))
         ax.set_title(f"true: {true}\npredicted: {predicted} ({confidence:.0%})", fontsize=9, color="firebrick")
     fig.suptitle("Most confident mistakes on the test set")
-    fig.tight_layout()
     return _png(fig)
