@@ -70,4 +70,4 @@ def test_cli_reports_a_missing_model_clearly(tmp_path):
         capture_output=True, text=True, timeout=300, env={**os.environ},
     )
     assert result.returncode == 2
-    assert "no such file" in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
+    assert "file not found" in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr

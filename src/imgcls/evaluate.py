@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import keras
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -19,32 +18,16 @@ from imgcls.data.scan import scan_image_folder
 from imgcls.data.split import whole
 from imgcls.errors import DataError, ImgclsError
 from imgcls.evaluation.report import predict_split, write_evaluation
-from imgcls.models.classifier import class_names_of
+from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 from imgcls.targets import TRUSTED_TARGETS
 
 log = logging.getLogger("imgcls.evaluate")
 
 
-def load_classifier(path: str | Path) -> keras.Model:
-    """A saved imgcls model, or a clear error saying why it cannot be used."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"model={path}: no such file. Point model= at a run folder's model.keras.")
-    try:
-        model = keras.models.load_model(path)
-    except Exception as error:  # Keras raises many types for files that are not Keras models
-        raise DataError(f"model={path} could not be loaded as a Keras model: {error}") from error
-    try:
-        class_names_of(model)
-    except (ValueError, AttributeError) as error:
-        raise DataError(f"model={path} has no 'predictions' layer with class names: not an imgcls model.") from error
-    return model
-
-
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Evaluate ``cfg.model`` on ``cfg.data.test_dir`` and write the bundle to ``output_dir``."""
-    model = load_classifier(cfg.model)
-    class_names = tuple(class_names_of(model))
+    model = load_trained_model(cfg.model)
+    class_names = tuple(model_class_names(model))
     tree = scan_image_folder(cfg.data.test_dir, class_names, what="data.test_dir")
     missing = [name for name, count in tree.counts().items() if count == 0]
     if missing:
@@ -63,7 +46,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     test = whole(tree)
     dataset = make_dataset(
-        test, num_classes=len(class_names), image_size=int(model.input_shape[1]), batch_size=cfg.data.batch_size,
+        test, num_classes=len(class_names), image_size=model_image_size(model), batch_size=cfg.data.batch_size,
         training=False, cache="none",
     )
     metrics = write_evaluation(

@@ -87,15 +87,26 @@ def _list_class_folder(class_dir: Path, skipped: dict[str, str], seen_files: dic
 def _why_not_an_image(path: str, name: str, seen_files: dict[str, str]) -> str | None:
     if _is_hidden_or_system(name):
         return "hidden or system file"
-    extension = os.path.splitext(name)[1].lower()
-    if extension not in IMAGE_EXTENSIONS:
-        return f"not an image extension ({extension or 'none'}); read are {', '.join(sorted(IMAGE_EXTENSIONS))}"
+    if not has_image_extension(name):
+        extension = os.path.splitext(name)[1].lower() or "none"
+        return f"not an image extension ({extension}); read are {', '.join(sorted(IMAGE_EXTENSIONS))}"
     if not os.path.exists(path):
         return "broken symlink"
     original = seen_files.get(os.path.realpath(path))
     if original is not None:
         return f"same file as {original} (linked twice)"
     return None
+
+
+def list_images(folder: str | Path) -> list[str]:
+    """Image files under ``folder``, recursively (symlinks followed once) and in sorted order;
+    hidden and system files and other extensions are left out."""
+    return _list_class_folder(Path(folder), {}, {})
+
+
+def has_image_extension(name: str) -> bool:
+    """Whether ``name`` ends in one of :data:`IMAGE_EXTENSIONS`."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def scan_image_folder(
