@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from imgcls import resolvers as _resolvers  # noqa: E402
 from imgcls.models import layers as _layers  # noqa: E402,F401  (registers serializable layers)
+
+_resolvers.register()
 
 __version__ = "0.1.0"

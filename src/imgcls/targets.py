@@ -12,6 +12,8 @@ TRUSTED_TARGETS = (
     "keras.*",
     "tensorflow.distribute.MirroredStrategy",
     "tensorflow.distribute.get_strategy",
+    "optuna.pruners.*",
+    "optuna.samplers.*",
 )
 
 

@@ -25,6 +25,7 @@ from imgcls.evaluation.report import predict_split, write_evaluation, write_trai
 from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
+from imgcls.sweeps.pruning import pruning_callbacks
 from imgcls.targets import TRUSTED_TARGETS, build
 from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
@@ -48,6 +49,13 @@ def check_config(cfg: DictConfig) -> None:
             f"optimized_metric={cfg.optimized_metric} is not a validation metric this run reports; "
             f"choose one of {list(OPTIMIZABLE_METRICS)}."
         )
+
+
+def _pruner_config(cfg: DictConfig) -> Any:
+    """The sweeper's pruner config when this run is a trial of a pruning sweep, else None."""
+    if cfg.trial.number is None or not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().sweeper.get("pruner")
 
 
 def _data_fingerprint(manifest_path: Path) -> str:
@@ -120,6 +128,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         jit_compile=cfg.train.jit_compile,
         log_dir=output_dir if cfg.train.tensorboard else None,
         checkpoints=PhaseCheckpoints(output_dir / "checkpoints", resume=cfg.resume),
+        extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
     )
     p1, p2 = cfg.train.phase1, cfg.train.phase2

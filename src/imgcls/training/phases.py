@@ -53,6 +53,7 @@ class FitSettings:
     jit_compile: bool | str = "auto"
     log_dir: Path | None = None
     checkpoints: PhaseCheckpoints | None = None
+    extra_callbacks: tuple[keras.callbacks.Callback, ...] = ()
     verbose: str | int = "auto"
 
 
@@ -74,6 +75,7 @@ def _phase_callbacks(settings: FitSettings, phase: str, extra: list) -> tuple[li
             verbose=1,
         ),
         *extra,
+        *settings.extra_callbacks,
     ]
     if settings.checkpoints is not None:  # backed up before the CSV row is written: no row twice after a resume
         callbacks.append(settings.checkpoints.backup(phase))

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: Hydra's Optuna sweeper extended with pruning, persistence and result files."""
