@@ -35,8 +35,9 @@ def tiny_overrides(image_dataset, log_dir):
 def test_help_lists_groups_and_examples(tmp_path):
     result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    for text in ("experiment=demo", "backbone: efficientnetb0, mobilenetv3small, resnet50", "hparams_search: optuna"):
-        assert text in result.stdout
+    assert "experiment=demo" in result.stdout and "hparams_search: optuna" in result.stdout
+    (backbones,) = [line for line in result.stdout.splitlines() if line.startswith("backbone: ")]
+    assert {"efficientnetb0", "mobilenetv3small", "resnet50"} <= set(backbones.removeprefix("backbone: ").split(", "))
 
 
 def test_overrides_reach_the_run_and_land_in_outputs(image_dataset, tmp_path):
