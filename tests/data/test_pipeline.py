@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from imgcls.data.augment import build_augmenter, build_mixer
-from imgcls.data.pipeline import load_image, make_dataset
+from imgcls.data.pipeline import load_image, make_dataset, xla_compiled
 from imgcls.data.split import Subset
 
 
@@ -114,3 +115,31 @@ def test_unknown_cache_mode_is_a_config_error(make_image_tree, tmp_path):
     data = tiny_subset(make_image_tree, tmp_path / "t", per_class=1)
     with pytest.raises(ConfigError, match="data.cache"):
         make_dataset(data, num_classes=3, image_size=8, batch_size=2, training=False, cache="ssd")
+
+
+def test_large_shrinks_are_antialiased_and_small_ones_are_not(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    large = load_image(tf.constant(save(Image.fromarray(noise), tmp_path / "large.png")), 8).numpy()
+    assert large.std() < 20, "an 8x shrink averages 8x8 blocks of noise"
+    assert tf.image.resize(noise, [8, 8], method="bilinear").numpy().std() > 30, "plain bilinear would not"
+    near = noise[:12, :12]
+    small = load_image(tf.constant(save(Image.fromarray(near), tmp_path / "near.png")), 8).numpy()
+    assert np.allclose(small, tf.image.resize(near, [8, 8], method="bilinear").numpy(), atol=1e-3)
+
+
+def test_xla_compiled_augmentation_keeps_what_each_layer_does():
+    image = np.tile(np.arange(16, dtype=np.float32)[None, :, None], (16, 1, 3)) * 10.0
+    images = tf.constant(np.stack([image] * 8))
+    policy = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=1), keras.layers.RandomRotation(0.0)])
+    compiled = xla_compiled(policy, 16)
+    assert compiled is not policy
+    for out in (compiled(images, training=True), next(iter(tf.data.Dataset.from_tensors(images).map(compiled)))):
+        out = out.numpy()
+        flipped = [np.allclose(o, image[:, ::-1]) for o in out]
+        assert all(f or np.allclose(o, image) for f, o in zip(flipped, out)), "each image kept or mirrored"
+        assert 0 < sum(flipped) < len(out)
+
+
+def test_augmentation_xla_cannot_compile_is_left_as_it_is():
+    policy = keras.Sequential([keras.layers.RandomRotation(0.1, seed=1)])  # ImageProjectiveTransformV3: no XLA
+    assert xla_compiled(policy, 16) is policy
