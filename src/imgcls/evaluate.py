@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from imgcls.cli import run_job
 from imgcls.data.integrity import check_images
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.scan import scan_image_folder
 from imgcls.data.split import whole
-from imgcls.errors import DataError, ImgclsError
+from imgcls.errors import DataError
 from imgcls.evaluation.report import predict_split, write_evaluation
 from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 from imgcls.targets import TRUSTED_TARGETS
@@ -63,11 +63,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 @hydra.main(config_path="pkg://imgcls.conf", config_name="evaluate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     """Run :func:`evaluate` into the Hydra run folder; problems a user can fix end with exit code 2."""
-    try:
-        evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ImgclsError as error:
-        log.error("%s", error)
-        sys.exit(2)
+    run_job(cfg, lambda: evaluate(cfg, Path(HydraConfig.get().runtime.output_dir)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +20,9 @@ from typing import Any
 import hydra
 import keras
 import tensorflow as tf
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls.cli import run_job
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 from imgcls.targets import TRUSTED_TARGETS
@@ -103,14 +101,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path="pkg://imgcls.conf", config_name="export", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     """Run :func:`export`; problems a user can fix end with a message and exit code 2."""
-    log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    try:
-        export(cfg)
-    except ImgclsError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the failed job and goes on
-        log.error("%s", error)
-        sys.exit(2)
+    run_job(cfg, lambda: export(cfg))
 
 
 if __name__ == "__main__":

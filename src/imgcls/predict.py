@@ -11,7 +11,6 @@ import csv
 import glob
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,15 +21,14 @@ import hydra
 import keras
 import numpy as np
 import tensorflow as tf
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from imgcls.cli import run_job
 from imgcls.data.integrity import check_images
 from imgcls.data.pipeline import load_image
 from imgcls.data.scan import IMAGE_EXTENSIONS, has_image_extension, list_images
-from imgcls.errors import ConfigError, DataError, ImgclsError
+from imgcls.errors import ConfigError, DataError
 from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 from imgcls.targets import TRUSTED_TARGETS
 
@@ -237,14 +235,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path="pkg://imgcls.conf", config_name="predict", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     """Run :func:`predict`; problems a user can fix end with a message and exit code 2."""
-    log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    try:
-        predict(cfg)
-    except ImgclsError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the failed job and goes on
-        log.error("%s", error)
-        sys.exit(2)
+    run_job(cfg, lambda: predict(cfg))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,14 @@ from typing import Any
 import hydra
 import keras
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls.cli import run_job
 from imgcls.data.augment import build_augmenter, build_mixer
 from imgcls.data.balance import class_weights
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
-from imgcls.errors import ConfigError, ImgclsError
+from imgcls.errors import ConfigError
 from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
@@ -172,14 +171,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
 @hydra.main(config_path="pkg://imgcls.conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float:
     """Run :func:`train` and return ``cfg.optimized_metric`` for Hydra sweepers."""
-    log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    try:
-        metrics = train(cfg)
-    except ImgclsError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the failed job and goes on
-        log.error("%s", error)
-        sys.exit(2)
+    metrics = run_job(cfg, lambda: train(cfg))
     return float(metrics[cfg.optimized_metric])
 
 
