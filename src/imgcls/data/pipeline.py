@@ -29,14 +29,16 @@ def decode_rgb(contents: tf.Tensor) -> tf.Tensor:
 def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
     """Decode image bytes to RGB and resize to a float32 0-255 square (see :func:`decode_rgb`).
 
-    Bilinear; a side shrunk more than twice is antialiased, so large photos do not alias, while
-    the common case of a photo a little larger than the model input costs half as much.
+    Bilinear, as Keras's loaders do. Bilinear reads 2x2 pixels per output pixel, which covers a
+    shrink of up to about 3x; a side shrunk more than that (a camera photo to 224 px) is
+    antialiased so that it does not alias. Antialiasing every image would double the cost of
+    the common case, a photo a little larger than the model input.
     """
     image = decode_rgb(contents)
     size = [image_size, image_size]
-    shrinks_more_than_twice = tf.reduce_max(tf.shape(image)[:2]) > 2 * image_size
+    shrinks_over_3x = tf.reduce_max(tf.shape(image)[:2]) > 3 * image_size
     image = tf.cond(
-        shrinks_more_than_twice,
+        shrinks_over_3x,
         lambda: tf.image.resize(image, size, method="bilinear", antialias=True),
         lambda: tf.image.resize(image, size, method="bilinear"),
     )
@@ -118,7 +120,18 @@ def make_dataset(
     if training and class_weights is not None:
         weights = tf.constant(class_weights, tf.float32)
         ds = ds.map(lambda images, y: (images, y, tf.linalg.matvec(y, weights)), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.ram_budget = autotune_ram_budget(batch_size, image_size)
+    return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def autotune_ram_budget(batch_size: int, image_size: int) -> int:
+    """Bytes tf.data's autotuner may hold in buffers: 16 float32 batches, at least 256 MiB.
+
+    Without a budget the autotuner may grow its buffers toward half the machine's RAM over a long
+    epoch, so a run's memory would grow with the number of images (docs/benchmarks.md).
+    """
+    return max(256 * 2**20, 16 * batch_size * image_size * image_size * 3 * 4)
 
 
 def xla_compiled(augment: Callable, image_size: int) -> Callable:
