@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.imgcls-installed
+# pytest-xdist workers; each holds its own TensorFlow (about 1.5 GB)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast install clean
 
@@ -20,10 +22,10 @@ demo: $(STAMP)
 	$(BIN)/imgcls-train experiment=demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
