@@ -167,3 +167,15 @@ def test_two_workers_share_one_study(image_dataset, tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4, "every trial tried its own parameters"
     for trial in trials:
         assert (sweep_dir / str(trial.number) / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_jobs_in_other_processes_are_pruned_through_the_shared_storage(image_dataset, tmp_path):
+    # Hydra's joblib launcher runs each job in a worker process: the job finds its trial in the study's storage.
+    pruner = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
+              "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.lower=1.01"]
+    result = run_sweep(sweep_args(image_dataset, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                  "hydra.sweeper.n_trials=1", *pruner), tmp_path)
+    assert "backend=loky" in result.stdout + result.stderr, "the job ran in a joblib (loky) worker process"
+    (trial,) = load(tmp_path / "multirun" / "optuna" / "t").trials
+    assert trial.state == State.PRUNED and list(trial.intermediate_values) == [0]
