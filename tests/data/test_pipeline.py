@@ -151,3 +151,18 @@ def test_autotuner_buffers_have_a_budget_that_follows_the_batch(make_image_tree,
     large = make_dataset(data, num_classes=3, image_size=224, batch_size=256, training=False)
     assert small.options().autotune.ram_budget == 256 * 2**20
     assert large.options().autotune.ram_budget == 16 * 256 * 224 * 224 * 3 * 4  # 16 batches of 154 MB
+
+
+def test_uncached_training_shuffles_all_files_and_yields_what_the_cache_would(make_image_tree, tmp_path):
+    data = tiny_subset(make_image_tree, tmp_path / "t", per_class=6)
+
+    def epochs(cache, seed=1):
+        ds = make_dataset(data, num_classes=3, image_size=16, batch_size=4, training=True, cache=cache, seed=seed)
+        return [np.concatenate([images.numpy() for images, _ in ds]) for _ in range(2)]
+
+    uncached, cached = epochs("none"), epochs("memory")
+    assert uncached[0].dtype == np.float32 and np.array_equal(uncached[0], np.round(uncached[0]))
+    fingerprint = lambda images: sorted(images.reshape(len(images), -1).sum(axis=1).tolist())  # noqa: E731
+    assert fingerprint(uncached[0]) == fingerprint(uncached[1]) == fingerprint(cached[0]), "each file once per epoch"
+    assert not np.array_equal(uncached[0], uncached[1]), "a new order every epoch"
+    assert np.array_equal(epochs("none")[0], uncached[0]), "the same order for the same seed"

@@ -77,10 +77,12 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (float32 images 0-255, one-hot float32 labels[, per-example weights]).
 
-    Images are decoded and resized in parallel, then cached as uint8 (``cache``: none, memory,
-    or disk files under ``cache_dir``). Training batches are shuffled (the file order too, so a
-    small buffer still mixes classes), augmented, mixed, and weighted by ``class_weights`` when
-    given; evaluation batches keep the file order and are never augmented.
+    Images are decoded and resized in parallel, rounded to whole values, and cached as uint8
+    (``cache``: memory, or disk files under ``cache_dir``). Training data is shuffled: with a
+    cache, the cached images through a ``shuffle_buffer`` (the file order is permuted too, so a
+    small buffer still mixes classes); with ``cache="none"``, the file names, all of them, before
+    decoding, which holds no images. Training batches are then augmented, mixed, and weighted by
+    ``class_weights`` when given; evaluation batches keep the file order and are never augmented.
     """
     if cache not in CACHE_MODES:
         raise ConfigError(f"data.cache must be one of {CACHE_MODES}, got {cache!r}.")
@@ -92,8 +94,12 @@ def make_dataset(
         paths, labels = paths[order], labels[order]
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if training and cache == "none":
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    # uint8 only where images are kept: a cache holds a quarter of float32's bytes
+    stored = tf.float32 if cache == "none" else tf.uint8
     ds = ds.map(
-        lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), tf.uint8), label),
+        lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), stored), label),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
@@ -105,7 +111,7 @@ def make_dataset(
         prefix = disk_cache_prefix(cache_dir, subset, image_size, name)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         ds = ds.cache(str(prefix))
-    if training:
+    if training and cache != "none":
         ds = ds.shuffle(max(1, min(shuffle_buffer, len(paths))), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     ds = ds.map(
