@@ -24,6 +24,7 @@ Results of a full run on the project's 2-core machine are in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -267,17 +268,22 @@ METER = CpuMeter()
 CPU_MS: dict[str, float] = {}  # label: the least CPU time (all threads of this process) per image of an epoch
 
 
-def epoch_rate(ds, label: str | None = None) -> float:
-    """Images per second over one epoch of ``ds`` (batches of images, or (images, labels, ...))."""
+def timed_rate(batches: Iterable, label: str | None = None) -> float:
+    """Images per second over ``batches`` (batches of images, or (images, labels, ...)); CPU ms to ``CPU_MS``."""
     with METER:
         start, cpu, count = time.perf_counter(), sum(os.times()[:2]), 0
-        for batch in ds:
+        for batch in batches:
             images = batch[0] if isinstance(batch, tuple) else batch
             count += int(images.shape[0])
         seconds = time.perf_counter() - start
     if label is not None:
         CPU_MS[label] = min(CPU_MS.get(label, float("inf")), 1000.0 * (sum(os.times()[:2]) - cpu) / count)
     return count / seconds
+
+
+def epoch_rate(ds, label: str | None = None) -> float:
+    """Images per second over one epoch of ``ds``."""
+    return timed_rate(ds, label)
 
 
 WARMUP_BATCHES = 16  # tf.data's autotuner starts each iterator at low parallelism and ramps up
@@ -295,16 +301,7 @@ def steady_rate(ds, label: str | None = None) -> float:
     iterator = iter(ds.repeat())
     for _ in range(WARMUP_BATCHES):
         next(iterator)
-    with METER:
-        start, cpu, count = time.perf_counter(), sum(os.times()[:2]), 0
-        for _ in range(STEADY_EPOCHS * epoch_batches):
-            batch = next(iterator)
-            images = batch[0] if isinstance(batch, tuple) else batch
-            count += int(images.shape[0])
-        seconds = time.perf_counter() - start
-    if label is not None:
-        CPU_MS[label] = min(CPU_MS.get(label, float("inf")), 1000.0 * (sum(os.times()[:2]) - cpu) / count)
-    return count / seconds
+    return timed_rate(itertools.islice(iterator, STEADY_EPOCHS * epoch_batches), label)
 
 
 def best_rates(
