@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_app
 from PIL import Image
 
 # Small, hermetic runs: a backbone that builds fast, random weights, tiny images, one epoch per phase.
@@ -58,17 +57,10 @@ def image_dataset(tmp_path_factory) -> Path:
     return root
 
 
-def _compose(overrides: list[str] | None = None):
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="imgcls.conf"):
-        return compose(config_name="train", overrides=overrides or [])
-
-
 @pytest.fixture
 def compose_config():
     """The real conf/train.yaml composed with a list of overrides."""
-    yield _compose
-    GlobalHydra.instance().clear()
+    return lambda overrides=(): compose_app("train", overrides)
 
 
 @pytest.fixture
@@ -82,7 +74,8 @@ def tiny_config(image_dataset, tmp_path):
     """A factory of configs for tiny runs on ``image_dataset`` writing into ``tmp_path/run``."""
 
     def make(extra: list[str] | None = None):
-        return _compose(
+        return compose_app(
+            "train",
             [
                 *TINY_RUN,
                 f"data.train_dir={image_dataset / 'training_set'}",

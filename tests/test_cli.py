@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_entrypoint
 
 pytestmark = pytest.mark.slow
 
@@ -17,10 +17,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "imgcls-train"
 
 
 def run_cli(args, cwd, env=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "imgcls.train", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )
+    return run_entrypoint("imgcls.train", args, cwd, env=env, timeout=timeout)
 
 
 def tiny_overrides(image_dataset, log_dir):

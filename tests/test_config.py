@@ -7,8 +7,7 @@ from pathlib import Path
 import keras
 import pytest
 import tensorflow as tf
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_app
 from hydra.utils import get_method
 
 from imgcls.errors import ConfigError
@@ -74,11 +73,8 @@ def test_optimized_metric_must_be_a_validation_metric(compose_config):
 
 
 def test_scratch_search_space_unfreezes_everything_and_keeps_the_rest_of_optuna():
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="imgcls.conf"):
-        scratch = compose("train", ["hparams_search=optuna_scratch", "experiment=demo"], return_hydra_config=True)
-        tuned = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    scratch = compose_app("train", ["hparams_search=optuna_scratch", "experiment=demo"], return_hydra_config=True)
+    tuned = compose_app("train", ["hparams_search=optuna"], return_hydra_config=True)
     assert scratch.hydra.sweeper.params["train.phase2.unfreeze"] == "choice(-1)"
     assert scratch.hydra.sweeper.params["train.phase2.lr"] != tuned.hydra.sweeper.params["train.phase2.lr"]
     assert scratch.hydra.sweeper.params["model.dropout"] == tuned.hydra.sweeper.params["model.dropout"]

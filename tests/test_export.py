@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -13,8 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_app, run_entrypoint
 
 from imgcls.errors import ConfigError
 from imgcls.export import export
@@ -78,33 +75,21 @@ def images_and_expected(model_and_path) -> tuple[np.ndarray, np.ndarray]:
     return images, expected
 
 
-def compose_export(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="imgcls.conf"):
-            return compose(config_name="export", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imgcls.export", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ),
-    )
+    return run_entrypoint("imgcls.export", args, cwd, timeout=300)
 
 
 def test_unknown_format_is_a_config_error_before_the_model_loads(tmp_path):
-    cfg = compose_export([f"model={tmp_path / 'not_read.keras'}", "format=onnx", f"paths.output_dir={tmp_path}"])
+    cfg = compose_app("export", [f"model={tmp_path / 'not_read.keras'}", "format=onnx", f"paths.output_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="format must be one of savedmodel, tflite, got 'onnx'"):
         export(cfg)
 
 
 def test_missing_model_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="model= is required"):
-        export(compose_export([f"paths.output_dir={tmp_path}"]))
+        export(compose_app("export", [f"paths.output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="file not found"):
-        export(compose_export([f"model={tmp_path / 'nope.keras'}", f"paths.output_dir={tmp_path}"]))
+        export(compose_app("export", [f"model={tmp_path / 'nope.keras'}", f"paths.output_dir={tmp_path}"]))
 
 
 def test_a_mixed_precision_model_loads_as_its_float32_twin(mixed_precision_path, images_and_expected):
@@ -118,7 +103,7 @@ def test_a_mixed_precision_model_loads_as_its_float32_twin(mixed_precision_path,
 @pytest.mark.slow
 def test_savedmodel_predicts_like_the_keras_model(model_and_path, images_and_expected, tmp_path):
     images, expected = images_and_expected
-    summary = export(compose_export([f"model={model_and_path[1]}", f"paths.output_dir={tmp_path}"]))
+    summary = export(compose_app("export", [f"model={model_and_path[1]}", f"paths.output_dir={tmp_path}"]))
     artifact = tmp_path / "model_savedmodel"
     assert summary["artifact"] == str(artifact) and (artifact / "saved_model.pb").is_file()
     assert json.loads((tmp_path / "class_names.json").read_text(encoding="utf-8")) == CLASS_NAMES

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_app, run_entrypoint
 from PIL import Image
 
 from imgcls.data.pipeline import make_dataset
@@ -91,25 +88,13 @@ def evaluation_predictions(model: keras.Model, paths: list[str]) -> np.ndarray:
     return model.predict(dataset.map(lambda x, y: x), verbose=0)
 
 
-def compose_predict(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="imgcls.conf"):
-            return compose(config_name="predict", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imgcls.predict", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ),
-    )
+    return run_entrypoint("imgcls.predict", args, cwd, timeout=300)
 
 
 # --- finding files -----------------------------------------------------------------------------
@@ -170,7 +155,7 @@ def test_top_k_is_most_probable_first_with_ties_in_class_order():
 
 def test_predict_writes_top_k_rows_for_good_images_and_lists_the_skipped(model, model_path, images, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="imgcls.predict")
-    cfg = compose_predict([f"model={model_path}", f"input={images}", "top_k=10", f"paths.output_dir={tmp_path}"])
+    cfg = compose_app("predict", [f"model={model_path}", f"input={images}", "top_k=10", f"paths.output_dir={tmp_path}"])
     summary = predict(cfg)
 
     rows = read_csv(tmp_path / "predictions.csv")
@@ -197,7 +182,7 @@ def test_predict_writes_top_k_rows_for_good_images_and_lists_the_skipped(model, 
 
 def test_glob_and_single_file_inputs_and_an_output_path(model_path, images, tmp_path):
     out = tmp_path / "elsewhere" / "p.csv"
-    cfg = compose_predict([f"model={model_path}", f"input={images}/*.jpg", "top_k=1", f"output={out}",
+    cfg = compose_app("predict", [f"model={model_path}", f"input={images}/*.jpg", "top_k=1", f"output={out}",
                            f"paths.output_dir={tmp_path / 'run'}"])
     predict(cfg)
     rows = read_csv(out)
@@ -207,14 +192,14 @@ def test_glob_and_single_file_inputs_and_an_output_path(model_path, images, tmp_
 
     single = str(images / "nested" / "zebra 猫.png")
     # Hydra's override grammar needs non-ASCII values quoted (on a shell: "input='...'")
-    predict(compose_predict([f"model={model_path}", f"input='{single}'", f"paths.output_dir={tmp_path / 'one'}"]))
+    predict(compose_app("predict", [f"model={model_path}", f"input='{single}'", f"paths.output_dir={tmp_path / 'one'}"]))
     assert [row["file"] for row in read_csv(tmp_path / "one" / "predictions.csv")] == [single]
     assert read_csv(tmp_path / "one" / "skipped.csv") == []
 
 
 def test_user_errors_are_imgcls_errors(model_path, images, tmp_path):
     def run(*overrides):
-        predict(compose_predict([f"paths.output_dir={tmp_path}", *overrides]))
+        predict(compose_app("predict", [f"paths.output_dir={tmp_path}", *overrides]))
 
     with pytest.raises(ConfigError, match="model=.*file not found"):
         run(f"model={tmp_path / 'nope.keras'}", f"input={images}")

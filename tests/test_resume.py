@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from helpers import kill_when
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +43,7 @@ def start(args, cwd):
 def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, kill_after_epochs, phase):
     run_dir = tmp_path / "run"
     process = start(overrides(image_dataset, run_dir), tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        while len(history_epochs(run_dir)) < kill_after_epochs:
-            assert process.poll() is None, process.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "the run did not reach the epoch to kill it at"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    kill_when(process, lambda: len(history_epochs(run_dir)) >= kill_after_epochs)
     done_before = history_epochs(run_dir)
     assert not (run_dir / "model.keras").exists()
     assert (run_dir / "checkpoints").is_dir()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 import sqlalchemy.exc
 import yaml
+from helpers import kill_when
 from hydra.core.utils import JobReturn, JobStatus
 
 from imgcls.resolvers import metric_direction
@@ -121,18 +120,7 @@ def completed_trials(sweep_dir):
 def test_a_stopped_sweep_continues_its_study(image_dataset, tmp_path):
     args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null")
     sweep_dir = tmp_path / "multirun" / "optuna" / "t"
-    process = start_sweep(args, tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        while not completed_trials(sweep_dir):
-            assert process.poll() is None, process.stdout.read()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    kill_when(start_sweep(args, tmp_path), lambda: bool(completed_trials(sweep_dir)), poll=0.5)
     before = load(sweep_dir).trials
     finished_before = [t for t in before if t.state == State.COMPLETE]
     assert finished_before, "the first trial completed before the interruption"

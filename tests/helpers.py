@@ -1,0 +1,50 @@
+"""What several test modules do alike: compose the real configs, run an entry point, kill a run mid-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+
+def compose_app(config_name: str, overrides: Sequence[str] = (), *, return_hydra_config: bool = False) -> DictConfig:
+    """One of imgcls's packaged configs (train, evaluate, predict, export) composed with ``overrides``."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="imgcls.conf"):
+            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run_entrypoint(
+    module: str, args: Sequence[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in ``cwd`` with this environment plus ``env``; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def kill_when(process: subprocess.Popen, reached: Callable[[], bool], *, timeout: float = 300, poll: float = 0.05):
+    """SIGKILL ``process`` as soon as ``reached()``; fail if it exits or ``timeout`` seconds pass first."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not reached():
+            assert process.poll() is None, process.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the process did not get there in time"
+            time.sleep(poll)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
