@@ -269,7 +269,8 @@ CPU_MS: dict[str, float] = {}  # label: the least CPU time (all threads of this 
 
 
 def timed_rate(batches: Iterable, label: str | None = None) -> float:
-    """Images per second over ``batches`` (batches of images, or (images, labels, ...)); CPU ms to ``CPU_MS``."""
+    """Images per second over ``batches`` (one epoch when given a dataset; batches of images, or (images, labels,
+    ...)); the CPU ms per image goes to ``CPU_MS[label]``."""
     with METER:
         start, cpu, count = time.perf_counter(), sum(os.times()[:2]), 0
         for batch in batches:
@@ -279,11 +280,6 @@ def timed_rate(batches: Iterable, label: str | None = None) -> float:
     if label is not None:
         CPU_MS[label] = min(CPU_MS.get(label, float("inf")), 1000.0 * (sum(os.times()[:2]) - cpu) / count)
     return count / seconds
-
-
-def epoch_rate(ds, label: str | None = None) -> float:
-    """Images per second over one epoch of ``ds``."""
-    return timed_rate(ds, label)
 
 
 WARMUP_BATCHES = 16  # tf.data's autotuner starts each iterator at low parallelism and ramps up
@@ -305,7 +301,7 @@ def steady_rate(ds, label: str | None = None) -> float:
 
 
 def best_rates(
-    datasets: dict[str, object], repeats: int, progress: Progress | None = None, rate: Callable = epoch_rate
+    datasets: dict[str, object], repeats: int, progress: Progress | None = None, rate: Callable = timed_rate
 ) -> dict[str, float]:
     """The best ``rate`` of each dataset, the datasets timed in turns, ``repeats`` rounds."""
     rates: dict[str, list[float]] = {name: [] for name in datasets}
@@ -325,7 +321,7 @@ def layer_ms_per_image(fn: Callable, batch_size: int, batches: int, repeats: int
     images = tf.random.stateless_uniform((batch_size, IMAGE_SIZE, IMAGE_SIZE, 3), (1, 2), 0.0, 255.0)
     ds = tf.data.Dataset.from_tensors(images).repeat(batches).map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    return 1000.0 / max(epoch_rate(ds) for _ in range(repeats + 1))  # +1: the first epoch compiles
+    return 1000.0 / max(timed_rate(ds) for _ in range(repeats + 1))  # +1: the first epoch compiles
 
 
 def peak_rss_child(args: argparse.Namespace) -> None:
@@ -376,8 +372,8 @@ def measure_cache(folder, cfg, batch: int, repeats: int, progress: Progress) -> 
         METER.wait_for_quiet()
         for name, rates in epochs.items():
             ds = imgcls_train(folder, cfg, batch_size=batch, augment=name.endswith("aug"), cache="memory")
-            rates[0].append(epoch_rate(ds, f"{name} memory 1"))
-            rates[1].append(epoch_rate(ds, f"{name} memory 2"))
+            rates[0].append(timed_rate(ds, f"{name} memory 1"))
+            rates[1].append(timed_rate(ds, f"{name} memory 2"))
             del ds
         progress.note(f"round {round_ + 1}/{repeats}: " + ", ".join(
             f"{name} {r[0][-1]:.0f}/s then {r[1][-1]:.0f}/s" for name, r in epochs.items()))
