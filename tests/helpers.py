@@ -48,3 +48,30 @@ def kill_when(process: subprocess.Popen, reached: Callable[[], bool], *, timeout
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def tiny_classifier(class_names: Sequence[str], preprocessing: str, *, spread: bool = True):
+    """An untrained MobileNetV3-Small classifier on 32 px images, built as imgcls builds one.
+
+    A random backbone's features are tiny (~1e-11); with ``spread`` the first head BatchNormalization
+    is set to standardize them, so the softmax differs clearly from image to image and a mix-up of
+    images, outputs or artifacts cannot match by accident.
+    """
+    import keras
+    import numpy as np
+
+    from imgcls.models.classifier import build_classifier
+
+    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    model = build_classifier(
+        backbone, class_names=list(class_names), image_size=32, preprocessing=preprocessing, dense_units=8,
+        dropout=0.2, l2=1e-4,
+    )
+    if not spread:
+        return model
+    probe = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    features = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(probe, verbose=0)
+    bn = model.get_layer("head_bn1")
+    _, beta, _, variance = bn.get_weights()
+    bn.set_weights([np.sqrt(variance + bn.epsilon) / (features.std(0) + 1e-30), beta, features.mean(0), variance])
+    return model

@@ -11,11 +11,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import compose_app, run_entrypoint
+from helpers import compose_app, run_entrypoint, tiny_classifier
 
 from imgcls.errors import ConfigError
 from imgcls.export import export
-from imgcls.models.classifier import build_classifier, find_backbone
+from imgcls.models.classifier import find_backbone
 from imgcls.models.loading import load_trained_model
 
 CLASS_NAMES = ["cat", "dog", "zebra fish", "猫"]
@@ -23,24 +23,8 @@ TOLERANCE = 1e-4
 
 
 def tiny_model(spread: bool = True) -> keras.Model:
-    """An untrained MobileNetV3-Small classifier with caffe preprocessing inside.
-
-    A random backbone's features are tiny (~1e-11); with ``spread`` the first head BatchNormalization
-    is set to standardize them, so the softmax differs clearly from image to image and a wrong
-    artifact cannot match by accident.
-    """
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    model = build_classifier(
-        backbone, class_names=CLASS_NAMES, image_size=32, preprocessing="caffe", dense_units=8, dropout=0.2, l2=1e-4
-    )
-    if not spread:
-        return model
-    probe = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
-    features = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(probe, verbose=0)
-    bn = model.get_layer("head_bn1")
-    _, beta, _, variance = bn.get_weights()
-    bn.set_weights([np.sqrt(variance + bn.epsilon) / (features.std(0) + 1e-30), beta, features.mean(0), variance])
-    return model
+    """The test classifier, with caffe preprocessing inside (see :func:`helpers.tiny_classifier`)."""
+    return tiny_classifier(CLASS_NAMES, "caffe", spread=spread)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import compose_app, run_entrypoint
+from helpers import compose_app, run_entrypoint, tiny_classifier
 from PIL import Image
 
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.split import Subset
 from imgcls.errors import ConfigError, DataError
-from imgcls.models.classifier import build_classifier
 from imgcls.models.loading import load_trained_model
 from imgcls.predict import find_images, image_batches, predict, predict_files, top_k
 
@@ -25,23 +24,9 @@ GOOD = ["a.png", "b.jpg", "nested/deeper/c.bmp", "nested/zebra 猫.png", "d.webp
 UNUSABLE = {"corrupt.jpg": "corrupt or truncated", "notes.jpg": "text, not image data"}
 
 
-def tiny_model(preprocessing: str = "builtin") -> keras.Model:
-    """An untrained MobileNetV3-Small classifier whose predictions differ clearly from image to image.
-
-    A random backbone's features are tiny (~1e-11); the first head BatchNormalization is set to
-    standardize them, so the softmax is far from uniform and a mix-up of images or outputs shows.
-    """
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    model = build_classifier(
-        backbone, class_names=CLASS_NAMES, image_size=32, preprocessing=preprocessing, dense_units=8, dropout=0.2,
-        l2=1e-4,
-    )
-    probe = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
-    features = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(probe, verbose=0)
-    bn = model.get_layer("head_bn1")
-    _, beta, _, variance = bn.get_weights()
-    bn.set_weights([np.sqrt(variance + bn.epsilon) / (features.std(0) + 1e-30), beta, features.mean(0), variance])
-    return model
+def tiny_model() -> keras.Model:
+    """The test classifier, with the backbone's built-in preprocessing (see :func:`helpers.tiny_classifier`)."""
+    return tiny_classifier(CLASS_NAMES, "builtin")
 
 
 def write_images(root: Path) -> Path:
