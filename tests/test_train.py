@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 
 import keras
 import numpy as np
@@ -79,12 +80,15 @@ def test_bad_data_fails_before_training(tiny_config, tmp_path):
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
-def test_other_options_run_end_to_end(tiny_config, tmp_path):
+def test_other_options_run_end_to_end(tiny_config, tmp_path, caplog):
     cfg = tiny_config([
         "strategy=mirrored", "optimizer=adamw", "schedule=plateau", "precision=float32", "train.label_smoothing=0.0",
         "data.class_weights=balanced", "data.cache=disk", f"data.cache_dir={tmp_path / 'tfdata'}",
+        "data.augment_on=device",
     ])
-    metrics = train(cfg)
+    with caplog.at_level(logging.INFO, logger="imgcls"):
+        metrics = train(cfg)
+    assert "run in the training step (data.augment_on=device)" in caplog.text
     assert metrics["precision_policy"] == "float32"
     assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
     assert {p.name.split("-")[0] for p in (tmp_path / "tfdata").glob("*.index")} == {"train", "val", "test"}

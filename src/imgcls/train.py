@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.cli import run_job
-from imgcls.data.augment import build_augmenter, build_mixer
+from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
 from imgcls.data.balance import class_weights
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
@@ -30,6 +31,7 @@ from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
+from imgcls.training.on_device import DeviceAugmentedModel, resolve_augment_on
 from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
@@ -100,10 +102,19 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size * replicas,
         cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
     )
+    augment_on = resolve_augment_on(cfg.data.augment_on)
+    # in the training step, the layers' random states must be the strategy's variables
+    with strategy.scope() if augment_on == "device" else contextlib.nullcontext():
+        batch_augmentation = BatchAugmentation.of(
+            build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer),
+            class_weights(data.train.labels, len(class_names), cfg.data.class_weights),
+        )
+    if batch_augmentation is not None:
+        where = "in the training step" if augment_on == "device" else "in the tf.data pipeline"
+        log.info("Augmentation, mixing and class weights run %s (data.augment_on=%s)", where, cfg.data.augment_on)
     train_ds = make_dataset(
         data.train, training=True, name="train", shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        augment=build_augmenter(cfg.augmentation.layers), mix=build_mixer(cfg.mixup.layer),
-        class_weights=class_weights(data.train.labels, len(class_names), cfg.data.class_weights), **pipeline,
+        batch_augmentation=batch_augmentation if augment_on == "pipeline" else None, **pipeline,
     )
     val_ds = make_dataset(data.val, training=False, name="val", **pipeline)
     test_ds = make_dataset(data.test, training=False, name="test", **pipeline)
@@ -117,6 +128,9 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
             dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
             freeze_batchnorm=cfg.train.freeze_batchnorm,
         )
+        trainee = model
+        if augment_on == "device" and batch_augmentation is not None:
+            trainee = DeviceAugmentedModel(model, batch_augmentation)
     settings = FitSettings(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
         optimizer_factory=build(cfg.optimizer),
@@ -137,7 +151,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         backbone_lr_mult=p2.backbone_lr_mult,
     )
     epochs = train_two_phases(
-        model, backbone, phase1, phase2, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy
+        trainee, backbone, phase1, phase2, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy
     )
 
     inference_view(model).save(output_dir / "model.keras")

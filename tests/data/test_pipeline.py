@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from imgcls.data.augment import build_augmenter, build_mixer
+from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
 from imgcls.data.pipeline import load_image, make_dataset, xla_compiled
 from imgcls.data.split import Subset
 
@@ -66,7 +66,7 @@ def test_training_batches_are_mixed_with_soft_labels(make_image_tree, tmp_path):
     augment = build_augmenter([{"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}])
     ds = make_dataset(
         subset(folder.paths, folder.labels), num_classes=3, image_size=16, batch_size=8,
-        training=True, augment=augment, mix=mix, seed=1,
+        training=True, batch_augmentation=BatchAugmentation(augment, mix), seed=1,
     )
     images, labels = next(iter(ds))
     assert images.shape == (8, 16, 16, 3) and images.dtype == tf.float32
@@ -102,8 +102,10 @@ def test_disk_cache_is_written_reused_and_keyed_by_the_files(make_image_tree, tm
 def test_class_weights_weight_each_example_by_its_label(make_image_tree, tmp_path):
     data = tiny_subset(make_image_tree, tmp_path / "t", per_class=2)
     ds = make_dataset(
-        data, num_classes=3, image_size=8, batch_size=6, training=True, class_weights=np.array([1.0, 2.0, 3.0]),
-        mix=build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4}), seed=0,
+        data, num_classes=3, image_size=8, batch_size=6, training=True, seed=0,
+        batch_augmentation=BatchAugmentation(
+            mix=build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4}), class_weights=np.array([1.0, 2.0, 3.0])
+        ),
     )
     images, labels, weights = next(iter(ds))
     np.testing.assert_allclose(weights.numpy(), labels.numpy() @ np.array([1.0, 2.0, 3.0]), rtol=1e-6)
@@ -161,7 +163,7 @@ def test_uncached_training_shuffles_all_files_and_yields_what_the_cache_would(ma
         return [np.concatenate([images.numpy() for images, _ in ds]) for _ in range(2)]
 
     uncached, cached = epochs("none"), epochs("memory")
-    assert uncached[0].dtype == np.float32 and np.array_equal(uncached[0], np.round(uncached[0]))
+    assert uncached[0].dtype == cached[0].dtype == np.uint8, "unaugmented batches stay uint8 until the model"
     fingerprint = lambda images: sorted(images.reshape(len(images), -1).sum(axis=1).tolist())  # noqa: E731
     assert fingerprint(uncached[0]) == fingerprint(uncached[1]) == fingerprint(cached[0]), "each file once per epoch"
     assert not np.array_equal(uncached[0], uncached[1]), "a new order every epoch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgcls.data.augment import BatchAugmentation
 from imgcls.data.split import Subset
 from imgcls.errors import ConfigError
 
@@ -70,19 +72,19 @@ def make_dataset(
     cache_dir: str | Path | None = None,
     name: str = "data",
     shuffle_buffer: int = 2048,
-    augment: Callable | None = None,
-    mix: Callable | None = None,
-    class_weights: np.ndarray | None = None,
+    batch_augmentation: BatchAugmentation | None = None,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images 0-255, one-hot float32 labels[, per-example weights]).
+    """Batches of (uint8 0-255 images, one-hot float32 labels), or what ``batch_augmentation`` makes of them.
 
-    Images are decoded and resized in parallel, rounded to whole values, and cached as uint8
-    (``cache``: memory, or disk files under ``cache_dir``). Training data is shuffled: with a
-    cache, the cached images through a ``shuffle_buffer`` (the file order is permuted too, so a
-    small buffer still mixes classes); with ``cache="none"``, the file names, all of them, before
-    decoding, which holds no images. Training batches are then augmented, mixed, and weighted by
-    ``class_weights`` when given; evaluation batches keep the file order and are never augmented.
+    Images are decoded and resized in parallel, rounded to whole values, and kept as uint8: a
+    quarter of float32's bytes to cache, batch and copy to an accelerator (the model casts them).
+    ``cache``: memory, or disk files under ``cache_dir``. Training data is shuffled: with a cache,
+    the cached images through a ``shuffle_buffer`` (the file order is permuted too, so a small
+    buffer still mixes classes); with ``cache="none"``, the file names, all of them, before
+    decoding, which holds no images. Training batches then go through ``batch_augmentation`` when
+    given (as float32, see :class:`BatchAugmentation`); evaluation batches keep the file order
+    and are never augmented.
     """
     if cache not in CACHE_MODES:
         raise ConfigError(f"data.cache must be one of {CACHE_MODES}, got {cache!r}.")
@@ -96,10 +98,8 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     if training and cache == "none":
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    # uint8 only where images are kept: a cache holds a quarter of float32's bytes
-    stored = tf.float32 if cache == "none" else tf.uint8
     ds = ds.map(
-        lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), stored), label),
+        lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), tf.uint8), label),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
@@ -114,18 +114,12 @@ def make_dataset(
     if training and cache != "none":
         ds = ds.shuffle(max(1, min(shuffle_buffer, len(paths))), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
-    ds = ds.map(
-        lambda images, label: (tf.cast(images, tf.float32), tf.one_hot(label, num_classes, dtype=tf.float32)),
-        num_parallel_calls=AUTOTUNE,
-    )
-    if training and augment is not None:
-        augment = xla_compiled(augment, image_size)
-        ds = ds.map(lambda images, y: (augment(images, training=True), y), num_parallel_calls=AUTOTUNE)
-    if training and mix is not None:
-        ds = ds.map(lambda images, y: _mixed(mix, images, y), num_parallel_calls=AUTOTUNE)
-    if training and class_weights is not None:
-        weights = tf.constant(class_weights, tf.float32)
-        ds = ds.map(lambda images, y: (images, y, tf.linalg.matvec(y, weights)), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda images, label: (images, tf.one_hot(label, num_classes, dtype=tf.float32)))
+    if training and batch_augmentation is not None:
+        transform = dataclasses.replace(
+            batch_augmentation, augment=xla_compiled(batch_augmentation.augment, image_size)
+        )
+        ds = ds.map(lambda images, y: transform(tf.cast(images, tf.float32), y), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.autotune.ram_budget = autotune_ram_budget(batch_size, image_size)
     return ds.prefetch(AUTOTUNE).with_options(options)
@@ -140,7 +134,7 @@ def autotune_ram_budget(batch_size: int, image_size: int) -> int:
     return max(256 * 2**20, 16 * batch_size * image_size * image_size * 3 * 4)
 
 
-def xla_compiled(augment: Callable, image_size: int) -> Callable:
+def xla_compiled(augment: Callable | None, image_size: int) -> Callable | None:
     """``augment`` with each run of consecutive layers that XLA can compile fused into one XLA program.
 
     On a CPU, Keras's elementwise augmentation layers run several times faster compiled: RandomFlip,
@@ -150,6 +144,8 @@ def xla_compiled(augment: Callable, image_size: int) -> Callable:
     layers run in the same order with the same settings; their random numbers come from XLA's
     generator rather than TensorFlow's kernels: the same distributions, another stream for a seed.
     """
+    if augment is None:
+        return None
     stages = list(augment.layers) if isinstance(augment, keras.Sequential) else [augment]
     probe = tf.zeros([2, image_size, image_size, 3], tf.float32)
     runs: list[tuple[bool, list[Callable]]] = []
@@ -189,8 +185,3 @@ def _xla_compiles(fn: Callable, probe: tf.Tensor) -> bool:
     except Exception:  # whatever keeps XLA from compiling it, the stage runs uncompiled as before
         return False
     return True
-
-
-def _mixed(mix: Callable, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    out = mix({"images": images, "labels": labels}, training=True)
-    return out["images"], out["labels"]
