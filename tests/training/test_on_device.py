@@ -32,6 +32,14 @@ class CountingAugmentation(keras.layers.Layer):
         return images
 
 
+class ShiftRight(keras.layers.Layer):
+    """Shifts images one pixel right with keras.ops.image.affine_transform; supports_jit left at its default."""
+
+    def call(self, images, training=None):
+        shift = tf.constant([[1.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+        return keras.ops.image.affine_transform(images, tf.tile(shift, [tf.shape(images)[0], 1]))
+
+
 def small_classifier(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
     images = keras.Input((16, 16, 3))
@@ -103,9 +111,11 @@ def test_the_trainee_is_the_classifier_its_weights_and_saved_model_are_the_class
 @pytest.mark.parametrize("layer, compiles", [
     ({"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}, True),
     ({"_target_": "keras.layers.RandomZoom", "height_factor": [-0.2, 0.0]}, False),
-])
+    ("a user's layer on ImageProjectiveTransformV3 that does not say it lacks XLA", False),
+], ids=["RandomFlip", "RandomZoom", "custom"])
 def test_xla_stays_on_unless_an_augmentation_layer_cannot_be_compiled(layer, compiles):
-    model = DeviceAugmentedModel(small_classifier(), BatchAugmentation(augment=build_augmenter([layer])))
+    augment = build_augmenter([layer]) if isinstance(layer, dict) else ShiftRight()
+    model = DeviceAugmentedModel(small_classifier(), BatchAugmentation(augment=augment))
     model.compile(optimizer="sgd", loss="categorical_crossentropy", jit_compile=True)
     assert model.jit_compile is compiles
     history = model.fit(uint8_batches(), epochs=1, verbose=0)

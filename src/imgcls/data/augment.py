@@ -62,11 +62,3 @@ class BatchAugmentation:
             return images, labels
         weights = tf.constant(self.class_weights, tf.float32)
         return images, labels, tf.linalg.matvec(tf.cast(labels, tf.float32), weights)
-
-    def layers(self) -> list[keras.layers.Layer]:
-        """Every Keras layer the transform runs, nested ones included."""
-        found = []
-        for part in (self.augment, self.mix):
-            if isinstance(part, keras.layers.Layer):
-                found.extend(part._flatten_layers(include_self=True, recursive=True))
-        return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -150,7 +151,7 @@ def xla_compiled(augment: Callable | None, image_size: int) -> Callable | None:
     probe = tf.zeros([2, image_size, image_size, 3], tf.float32)
     runs: list[tuple[bool, list[Callable]]] = []
     for stage in stages:
-        compiles = _xla_compiles(_chain([stage]), probe)
+        compiles = xla_compiles(_chain([stage]), probe, True)
         if runs and runs[-1][0] == compiles:
             runs[-1][1].append(stage)
         else:
@@ -177,11 +178,14 @@ def _chain(stages: list[Callable]) -> Callable:
     return run
 
 
-def _xla_compiles(fn: Callable, probe: tf.Tensor) -> bool:
-    """Whether XLA on the CPU can compile ``fn`` for training; only traced, not run (random states stay)."""
+def xla_compiles(fn: Callable, *args: tf.Tensor, device: str | None = "/CPU:0") -> bool:
+    """Whether XLA can compile ``fn(*args)`` on ``device`` (None: where TensorFlow places it).
+
+    Only traced to XLA's HLO, never run, so random layers' states do not move.
+    """
     try:
-        with tf.device("/CPU:0"):
-            tf.function(fn, jit_compile=True).experimental_get_compiler_ir(probe, True)(stage="hlo")
-    except Exception:  # whatever keeps XLA from compiling it, the stage runs uncompiled as before
+        with tf.device(device) if device else contextlib.nullcontext():
+            tf.function(fn, jit_compile=True).experimental_get_compiler_ir(*args)(stage="hlo")
+    except Exception:  # whatever keeps XLA from compiling it: an op without an XLA kernel, most often
         return False
     return True
