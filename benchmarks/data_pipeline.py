@@ -411,7 +411,8 @@ def measure_stages(folder, cfg, batch: int, repeats: int) -> list[tuple[str, flo
 
     def per_file(name: str, fn: Callable) -> None:
         ds = tf.data.Dataset.from_tensor_slices(paths).map(fn, num_parallel_calls=autotune)
-        stages.append((name, 1000.0 / best_rates({name: ds.batch(batch).prefetch(autotune)}, repeats)[name]))
+        rate = best_rates({name: ds.batch(batch).prefetch(autotune)}, repeats, rate=steady_rate)[name]
+        stages.append((name, 1000.0 / rate))
 
     def decode(path):
         return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
