@@ -14,11 +14,16 @@ from helpers import kill_when
 pytestmark = pytest.mark.slow
 
 
-def overrides(image_dataset, run_dir, *extra):
+NO_AUGMENTATION = ("augmentation=none", "mixup=none")
+# augmentation and MixUp inside the training step: the model trained is DeviceAugmentedModel
+IN_THE_TRAINING_STEP = ("augmentation=basic", "mixup=mixup", "data.augment_on=device")
+
+
+def overrides(image_dataset, run_dir, *extra, augmentation=NO_AUGMENTATION):
     return [
         "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32", "data.batch_size=4",
         "data.val_split=0.25", "train.phase1.epochs=2", "train.phase2.epochs=2", "train.phase2.unfreeze=5",
-        "train.early_stopping.patience=10", "train.verbose=0", "augmentation=none", "mixup=none",
+        "train.early_stopping.patience=10", "train.verbose=0", *augmentation,
         f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
         f"hydra.run.dir={run_dir}", *extra,
     ]
@@ -39,17 +44,21 @@ def start(args, cwd):
     )
 
 
-@pytest.mark.parametrize(("kill_after_epochs", "phase"), [(1, "phase1"), (3, "phase2")])
-def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, kill_after_epochs, phase):
+@pytest.mark.parametrize(("kill_after_epochs", "phase", "augmentation"), [
+    (1, "phase1", NO_AUGMENTATION), (3, "phase2", NO_AUGMENTATION), (3, "phase2", IN_THE_TRAINING_STEP),
+], ids=["phase1", "phase2", "phase2-augmented-on-device"])
+def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, kill_after_epochs, phase,
+                                                       augmentation):
     run_dir = tmp_path / "run"
-    process = start(overrides(image_dataset, run_dir), tmp_path)
+    process = start(overrides(image_dataset, run_dir, augmentation=augmentation), tmp_path)
     kill_when(process, lambda: len(history_epochs(run_dir)) >= kill_after_epochs)
     done_before = history_epochs(run_dir)
     assert not (run_dir / "model.keras").exists()
     assert (run_dir / "checkpoints").is_dir()
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "imgcls.train", *overrides(image_dataset, run_dir, "resume=true")],
+        [sys.executable, "-m", "imgcls.train", *overrides(image_dataset, run_dir, "resume=true",
+                                                          augmentation=augmentation)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -62,6 +71,8 @@ def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, 
     log = (run_dir / "train.log").read_text()
     if phase == "phase2":
         assert "Resumed: phase1 already finished" in log
+    if augmentation == IN_THE_TRAINING_STEP:
+        assert "run in the training step (data.augment_on=device)" in log
 
 
 def test_diverging_run_ends_with_a_clear_error_and_keeps_checkpoints(image_dataset, tmp_path):
