@@ -31,8 +31,8 @@ from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
-from imgcls.training.on_device import DeviceAugmentedModel, resolve_augment_on
 from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
+from imgcls.training.on_device import DeviceAugmentedModel, resolve_augment_on
 
 log = logging.getLogger("imgcls.train")
 
@@ -86,6 +86,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _train(cfg, strategy, output_dir, policy=policy, started=started)
 
 
+def _batch_augmentation(
+    cfg: DictConfig, labels: Any, num_classes: int, strategy: Any, augment_on: str
+) -> BatchAugmentation | None:
+    """The configured augmentation, mixing and class weights, built for where they run (``augment_on``)."""
+    # in the training step, the layers' random states must be the strategy's variables
+    with strategy.scope() if augment_on == "device" else contextlib.nullcontext():
+        batch_augmentation = BatchAugmentation.of(
+            build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer),
+            class_weights(labels, num_classes, cfg.data.class_weights),
+        )
+    if batch_augmentation is not None:
+        where = "in the training step" if augment_on == "device" else "in the tf.data pipeline"
+        log.info("Augmentation, mixing and class weights run %s (data.augment_on=%s)", where, cfg.data.augment_on)
+    return batch_augmentation
+
+
 def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float) -> dict[str, Any]:
     """The run itself, writing into ``output_dir`` (the run folder on the chief, see :func:`train`)."""
     data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
@@ -103,15 +119,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
     )
     augment_on = resolve_augment_on(cfg.data.augment_on)
-    # in the training step, the layers' random states must be the strategy's variables
-    with strategy.scope() if augment_on == "device" else contextlib.nullcontext():
-        batch_augmentation = BatchAugmentation.of(
-            build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer),
-            class_weights(data.train.labels, len(class_names), cfg.data.class_weights),
-        )
-    if batch_augmentation is not None:
-        where = "in the training step" if augment_on == "device" else "in the tf.data pipeline"
-        log.info("Augmentation, mixing and class weights run %s (data.augment_on=%s)", where, cfg.data.augment_on)
+    batch_augmentation = _batch_augmentation(cfg, data.train.labels, len(class_names), strategy, augment_on)
     train_ds = make_dataset(
         data.train, training=True, name="train", shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
         batch_augmentation=batch_augmentation if augment_on == "pipeline" else None, **pipeline,
