@@ -189,19 +189,24 @@ def load_config():
     return cfg
 
 
+def configured_augmentation(cfg):
+    """The config's augmentation and mixing as one BatchAugmentation (no class weights), as a run builds it."""
+    from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
+
+    return BatchAugmentation.of(build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer), None)
+
+
 def imgcls_train(folder, cfg, *, batch_size: int, augment: bool, cache: str = "none", cache_dir=None):
     """imgcls's training pipeline; with ``augment`` the configured augmentation and mixing run in it
     (``data.augment_on=pipeline``, the default without a GPU). Without, it is also exactly what the
     pipeline does with ``data.augment_on=device`` (the default with a GPU): the training step augments."""
-    from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
     from imgcls.data.pipeline import make_dataset
     from imgcls.data.split import Subset
 
-    transform = BatchAugmentation.of(build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer), None)
     return make_dataset(
         Subset(folder.paths, folder.labels), num_classes=len(folder.class_names), image_size=IMAGE_SIZE,
         batch_size=batch_size, training=True, cache=cache, cache_dir=cache_dir, name="bench",
-        shuffle_buffer=cfg.data.shuffle_buffer, batch_augmentation=transform if augment else None,
+        shuffle_buffer=cfg.data.shuffle_buffer, batch_augmentation=configured_augmentation(cfg) if augment else None,
     )
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from data_pipeline import build_photo_tree, load_config, warm_page_cache
+from data_pipeline import build_photo_tree, configured_augmentation, load_config, warm_page_cache
 
 TARGET = 0.95
 
@@ -91,12 +91,6 @@ def in_memory_dataset(folder, image_size: int, batch_size: int):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def batch_augmentation(cfg):
-    from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
-
-    return BatchAugmentation.of(build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer), None)
-
-
 def pipeline_dataset(folder, cfg, image_size: int, batch_size: int, *, augment: bool):
     """imgcls's training pipeline with cache=memory; with ``augment``, the configured augmentation and
     mixing run in it (data.augment_on=pipeline)."""
@@ -106,7 +100,7 @@ def pipeline_dataset(folder, cfg, image_size: int, batch_size: int, *, augment: 
     return make_dataset(
         Subset(folder.paths, folder.labels), num_classes=len(folder.class_names), image_size=image_size,
         batch_size=batch_size, training=True, cache="memory", shuffle_buffer=cfg.data.shuffle_buffer,
-        batch_augmentation=batch_augmentation(cfg) if augment else None,
+        batch_augmentation=configured_augmentation(cfg) if augment else None,
     )
 
 
@@ -129,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_page_cache(folder.paths)
     cfg = load_config()
     model = build_model(backbone_name, image_size, folder.class_names)
-    on_device = DeviceAugmentedModel(model, batch_augmentation(cfg))  # data.augment_on=device
+    on_device = DeviceAugmentedModel(model, configured_augmentation(cfg))  # data.augment_on=device
     for trainee in (model, on_device):
         trainee.compile(optimizer=keras.optimizers.Adam(1e-4),
                         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
