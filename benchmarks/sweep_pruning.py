@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=12, help="trials per sweep (default 12)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/imgcls-bench/sweeps"), help="sweep folders")
-    parser.add_argument("--quick", action="store_true", help="shorter trials (phase 2: 4 epochs), for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="shorter trials (4 epochs), for a smoke run")
     return parser.parse_args(argv)
 
 
@@ -39,7 +39,7 @@ def run_sweep(name: str, args: argparse.Namespace, extra: list[str]) -> tuple[op
     command = [
         sys.executable, "-m", "imgcls.train", "-m", "hparams_search=optuna_scratch", "experiment=demo",
         f"hydra.sweeper.study_name={name}", f"hydra.sweeper.n_trials={args.trials}", "train.verbose=0",
-        f"paths.log_dir={args.workdir}", *(["train.phase2.epochs=4"] if args.quick else []), *extra,
+        f"paths.log_dir={args.workdir}", *(["train.phases.scratch.epochs=4"] if args.quick else []), *extra,
     ]
     print(f"  running sweep {name!r} ({args.trials} trials) ...", file=sys.stderr, flush=True)
     started = time.monotonic()

@@ -65,7 +65,7 @@ def build_model(backbone_name: str, image_size: int, class_names):
 
     from imgcls.models.backbone import build_backbone
     from imgcls.models.classifier import build_classifier
-    from imgcls.training.freezing import unfreeze_top
+    from imgcls.training.freezing import set_trainable_backbone
 
     backbone_cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "backbone" / f"{backbone_name}.yaml")
     backbone_cfg.weights = None  # throughput does not depend on the weights' values; no download
@@ -74,7 +74,7 @@ def build_model(backbone_name: str, image_size: int, class_names):
         backbone, class_names=class_names, image_size=image_size, preprocessing=backbone_cfg.preprocessing,
         dense_units=256, dropout=0.3, l2=1e-4,
     )
-    unfreeze_top(backbone, 30)  # phase 2: the heavier of the two phases
+    set_trainable_backbone(backbone, 30)  # phase 2: the heavier of the two phases
     return model
 
 

@@ -10,26 +10,18 @@ import pytest
 from helpers import compose_app
 from PIL import Image
 
-# Small, hermetic runs: a backbone that builds fast, random weights, tiny images, one epoch per phase.
-TINY_RUN = [
-    "backbone=mobilenetv3small",
-    "backbone.weights=null",
-    "data.image_size=32",
-    "data.batch_size=8",
-    "data.val_split=0.25",
-    "train.phase1.epochs=1",
-    "train.phase2.epochs=1",
-    "train.phase2.unfreeze=10",
-    "train.verbose=0",
-]
+# Small, hermetic runs: conf/debug/tiny.yaml (random weights, 32 px, one epoch per phase).
+TINY_RUN = ["debug=tiny"]
 
 CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "zebra fish": (40, 40, 200)}
 
 
-def write_image_tree(root: Path, per_class: int, seed: int = 0, size: int = 40) -> Path:
-    """``root/<class>/img_<i>.png``: noisy images whose dominant colour is the class."""
+def write_image_tree(
+    root: Path, per_class: int, seed: int = 0, size: int = 40, colours: dict[str, tuple] | None = None
+) -> Path:
+    """``root/<class>/img_<i>.png``: noisy images whose dominant colour is the class (``CLASS_COLOURS`` by default)."""
     rng = np.random.default_rng(seed)
-    for name, colour in CLASS_COLOURS.items():
+    for name, colour in (colours or CLASS_COLOURS).items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):

@@ -22,9 +22,7 @@ def run_cli(args, cwd, env=None, timeout=600):
 
 def tiny_overrides(image_dataset, log_dir):
     return [
-        "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32", "data.batch_size=8",
-        "data.val_split=0.25", "train.phase1.epochs=1", "train.phase2.epochs=1", "train.phase2.unfreeze=5",
-        "train.verbose=0", f"data.train_dir={image_dataset / 'training_set'}",
+        "debug=tiny", "train.phases.phase2.unfreeze=5", f"data.train_dir={image_dataset / 'training_set'}",
         f"data.test_dir={image_dataset / 'test_set'}", f"paths.log_dir={log_dir}",
     ]
 
@@ -57,7 +55,7 @@ def test_overrides_reach_the_run_and_land_in_outputs(image_dataset, tmp_path):
 
 
 def test_multirun_puts_each_job_in_its_own_folder(image_dataset, tmp_path):
-    args = [*tiny_overrides(image_dataset, tmp_path), "train.phase2.unfreeze=0", "-m", "model.dropout=0.1,0.5"]
+    args = [*tiny_overrides(image_dataset, tmp_path), "train.phases.phase2.epochs=0", "-m", "model.dropout=0.1,0.5"]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(tmp_path.glob("multirun/*/*/*/metrics.json"))
@@ -79,8 +77,8 @@ def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_datase
 
 
 def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
-    fixed = [o for o in tiny_overrides(image_dataset, tmp_path) if not o.startswith("train.phase2.unfreeze")]
-    args = [*fixed, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "train.phase2.epochs=0"]
+    fixed = [o for o in tiny_overrides(image_dataset, tmp_path) if not o.startswith("train.phases.phase2.unfreeze")]
+    args = [*fixed, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "train.phases.phase2.epochs=0"]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = tmp_path.glob("multirun/*/*")
@@ -88,4 +86,4 @@ def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
     val_accuracies = [json.loads(p.read_text())["val_accuracy"] for p in sweep.glob("*/metrics.json")]
     assert len(val_accuracies) == 2
     assert best["best_value"] == pytest.approx(max(val_accuracies))
-    assert set(best["best_params"]) == {"model.dropout", "train.phase1.lr", "train.phase2.lr", "train.phase2.unfreeze"}
+    assert set(best["best_params"]) == {"model.dropout", "train.phases.phase1.lr", "train.phases.phase2.lr", "train.phases.phase2.unfreeze"}

@@ -15,13 +15,13 @@ from imgcls.targets import build
 from imgcls.train import check_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["backbone", "augmentation", "mixup", "optimizer", "schedule", "strategy", "data", "paths", "experiment", "hparams_search"]
+GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir() and not path.name.startswith("_"))
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
 
 
 def test_every_group_has_options():
-    found = {group for group, _ in OPTIONS}
-    assert found == set(GROUPS)
+    assert {"backbone", "augmentation", "optimizer", "debug"} <= set(GROUPS)
+    assert {group for group, _ in OPTIONS} == set(GROUPS), "a folder of conf/ without options"
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -50,8 +50,8 @@ def test_defaults_follow_the_design(compose_config):
     assert cfg.data.image_size == 224
     assert cfg.augmentation.layers and cfg.mixup.layer is not None
     assert cfg.train.label_smoothing == 0.1
-    assert cfg.train.phase1.epochs > 0 and cfg.train.phase2.epochs > 0 and cfg.train.phase2.unfreeze > 0
-    assert cfg.train.phase2.lr < cfg.train.phase1.lr
+    assert cfg.train.phases.phase1.epochs > 0 and cfg.train.phases.phase2.epochs > 0 and cfg.train.phases.phase2.unfreeze > 0
+    assert cfg.train.phases.phase2.lr < cfg.train.phases.phase1.lr
     assert cfg.optimized_metric == "val_accuracy"
 
 
@@ -68,14 +68,28 @@ def test_demo_experiment_needs_no_download(compose_config):
 
 def test_optimized_metric_must_be_a_validation_metric(compose_config):
     check_config(compose_config(["optimized_metric=val_loss"]))
+    with pytest.raises(ConfigError, match=r"train.init=frozen has no recipe.*pretrained"):
+        check_config(compose_config(["train.init=frozen"]))
     with pytest.raises(ConfigError, match="test_accuracy"):
         check_config(compose_config(["optimized_metric=test_accuracy"]))
 
 
-def test_scratch_search_space_unfreezes_everything_and_keeps_the_rest_of_optuna():
+def test_init_follows_the_weights_unless_set(compose_config):
+    assert compose_config().train.init == "pretrained"
+    assert compose_config(["backbone.weights=/some/run/model.keras"]).train.init == "pretrained"
+    assert compose_config(["backbone.weights=null"]).train.init == "scratch"
+    assert compose_config(["backbone=compact_resnet_s"]).train.init == "scratch"
+    assert compose_config(["backbone.weights=null", "train.init=pretrained"]).train.init == "pretrained"
+    cfg = compose_config(["experiment=demo"])
+    assert cfg.train.init == "scratch" and cfg.hparams.init == "scratch"
+    assert cfg.train.recipes.scratch.phases == ["scratch"] and not cfg.train.recipes.scratch.freeze_batchnorm
+    assert cfg.train.recipes.pretrained.phases == ["phase1", "phase2"] and cfg.train.recipes.pretrained.freeze_batchnorm
+
+
+def test_scratch_search_space_searches_the_scratch_phase_and_keeps_the_rest_of_optuna():
     scratch = compose_app("train", ["hparams_search=optuna_scratch", "experiment=demo"], return_hydra_config=True)
     tuned = compose_app("train", ["hparams_search=optuna"], return_hydra_config=True)
-    assert scratch.hydra.sweeper.params["train.phase2.unfreeze"] == "choice(-1)"
-    assert scratch.hydra.sweeper.params["train.phase2.lr"] != tuned.hydra.sweeper.params["train.phase2.lr"]
-    assert scratch.hydra.sweeper.params["model.dropout"] == tuned.hydra.sweeper.params["model.dropout"]
+    searched = {name for name, space in scratch.hydra.sweeper.params.items() if "," in space or "interval" in space}
+    assert "train.phases.scratch.lr" in searched
+    assert not any(name.startswith(("train.phases.phase1", "train.phases.phase2")) for name in searched)
     assert scratch.hydra.sweeper.pruner == tuned.hydra.sweeper.pruner

@@ -21,9 +21,8 @@ IN_THE_TRAINING_STEP = ("augmentation=basic", "mixup=mixup", "data.augment_on=de
 
 def overrides(image_dataset, run_dir, *extra, augmentation=NO_AUGMENTATION):
     return [
-        "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32", "data.batch_size=4",
-        "data.val_split=0.25", "train.phase1.epochs=2", "train.phase2.epochs=2", "train.phase2.unfreeze=5",
-        "train.early_stopping.patience=10", "train.verbose=0", *augmentation,
+        "debug=tiny", "data.batch_size=4", "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2",
+        "train.phases.phase2.unfreeze=5", "train.early_stopping.patience=10", *augmentation,
         f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
         f"hydra.run.dir={run_dir}", *extra,
     ]
@@ -79,12 +78,12 @@ def test_diverging_run_ends_with_a_clear_error_and_keeps_checkpoints(image_datas
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "imgcls.train",
-         *overrides(image_dataset, run_dir, "train.phase1.lr=1e35", "optimizer=sgd", "model.l2=0")],
+         *overrides(image_dataset, run_dir, "train.phases.phase1.lr=1e35", "optimizer=sgd", "model.l2=0")],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
-    assert "The loss became NaN or infinite in phase1" in output and "Lower train.phase1.lr" in output
+    assert "The loss became NaN or infinite in phase1" in output and "Lower train.phases.phase1.lr" in output
     assert "Traceback" not in output
     assert (run_dir / "checkpoints").is_dir()
     assert not (run_dir / "model.keras").exists()

@@ -29,7 +29,7 @@ def scalar_steps(log_dir, tag):
 
 
 def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
-    cfg = tiny_config(["train.phase1.epochs=2", "train.phase2.epochs=2", "train.early_stopping.patience=5"])
+    cfg = tiny_config(["train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2", "train.early_stopping.patience=5"])
     metrics = train(cfg)
     run = tmp_path / "run"
 
@@ -68,10 +68,51 @@ def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_unfreeze_zero_skips_phase2(tiny_config, tmp_path):
-    metrics = train(tiny_config(["train.phase2.unfreeze=0", "augmentation=none", "mixup=none"]))
+def test_a_phase_of_zero_epochs_is_skipped(tiny_config, tmp_path):
+    metrics = train(tiny_config(["train.phases.phase2.epochs=0", "augmentation=none", "mixup=none"]))
     assert metrics["epochs_per_phase"] == {"phase1": 1}
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_scratch_runs_its_one_phase_and_records_the_init(tiny_config, tmp_path, caplog):
+    cfg = tiny_config(["train.init=scratch", "train.phases.scratch.epochs=2", "augmentation=none", "mixup=none"])
+    with caplog.at_level(logging.INFO, logger="imgcls"):
+        metrics = train(cfg)
+    assert metrics["epochs_per_phase"] == {"scratch": 2}
+    assert metrics["hparams"]["init"] == "scratch" and metrics["hparams"]["weights"] is None
+    assert "init=scratch" in caplog.text and "BatchNormalization trains" in caplog.text
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
+
+
+# classes the warm-start test's earlier run never saw
+NEW_COLOURS = {"lemon": (200, 200, 40), "teal": (40, 200, 200), "plum": (200, 40, 200)}
+
+
+def first_epoch_val_accuracy(run):
+    with open(run / "history.csv") as f:
+        return float(next(csv.DictReader(f))["val_accuracy"])
+
+
+def test_warm_start_from_an_earlier_run_beats_a_random_start(tiny_config, make_image_tree, tmp_path):
+    earlier = tmp_path / "earlier"
+    train(tiny_config([
+        "backbone=compact_resnet_s", "train.init=scratch", "train.phases.scratch.epochs=8", "augmentation=none",
+        "mixup=none", f"paths.output_dir={earlier}",
+    ]))
+    data = tmp_path / "new-classes"
+    make_image_tree(data / "training_set", per_class=16, seed=5, colours=NEW_COLOURS)
+    make_image_tree(data / "test_set", per_class=4, seed=6, colours=NEW_COLOURS)
+    common = [
+        "backbone=compact_resnet_s", "augmentation=none", "mixup=none", "data.batch_size=4",
+        "train.phases.phase1.lr=1e-2", "train.phases.phase2.epochs=0", f"data.train_dir={data / 'training_set'}",
+        f"data.test_dir={data / 'test_set'}",
+    ]
+    warm = train(tiny_config([*common, f"backbone.weights={earlier}", f"paths.output_dir={tmp_path / 'warm'}"]))
+    train(tiny_config([*common, "backbone.weights=null", "train.init=pretrained", f"paths.output_dir={tmp_path / 'cold'}"]))
+    assert warm["class_names"] == ["lemon", "plum", "teal"], "the new run has its own head for its own classes"
+    assert warm["hparams"]["init"] == "pretrained" and warm["hparams"]["weights"] == str(earlier)
+    assert first_epoch_val_accuracy(tmp_path / "warm") > first_epoch_val_accuracy(tmp_path / "cold")
 
 
 def test_bad_data_fails_before_training(tiny_config, tmp_path):
@@ -104,7 +145,7 @@ def test_same_seed_same_result(tiny_config, tmp_path):
 def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    metrics = train(tiny_config(["train.phase2.unfreeze=0"]))
+    metrics = train(tiny_config(["train.phases.phase2.epochs=0"]))
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
     events.Reload()
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]

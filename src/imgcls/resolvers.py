@@ -10,6 +10,12 @@ def metric_direction(metric: str) -> str:
     return "minimize" if metric.endswith("loss") else "maximize"
 
 
+def init_for_weights(weights: object) -> str:
+    """``scratch`` for random initialisation (``backbone.weights=null``), ``pretrained`` for any weights."""
+    return "scratch" if weights is None or str(weights).lower() in {"", "null", "none"} else "pretrained"
+
+
 def register() -> None:
-    """Make ``${imgcls.direction:<metric>}`` available to configs."""
+    """Make ``${imgcls.direction:<metric>}`` and ``${imgcls.init:<weights>}`` available to configs."""
     OmegaConf.register_resolver("imgcls.direction", metric_direction, replace=True)
+    OmegaConf.register_resolver("imgcls.init", init_for_weights, replace=True)

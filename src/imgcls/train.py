@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -16,8 +15,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.cli import run_job
-from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
-from imgcls.data.balance import class_weights
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError
@@ -28,11 +25,11 @@ from imgcls.models.classifier import build_classifier
 from imgcls.sweeps.pruning import pruning_callbacks
 from imgcls.targets import TRUSTED_TARGETS, build
 from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
-from imgcls.training.phases import FitSettings, PhasePlan, train_two_phases
+from imgcls.training.augmentation_placement import AugmentationPlacement
+from imgcls.training.phases import FitSettings, phase_plans, train_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
 from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
-from imgcls.training.on_device import DeviceAugmentedModel, resolve_augment_on
 
 log = logging.getLogger("imgcls.train")
 
@@ -45,6 +42,8 @@ def check_config(cfg: DictConfig) -> None:
     """Fail at start-up, not after training, on settings that cannot work."""
     if cfg.train.lr_scaling not in LR_SCALING:
         raise ConfigError(f"train.lr_scaling must be one of {LR_SCALING}, got {cfg.train.lr_scaling!r}.")
+    if cfg.train.init not in cfg.train.recipes:
+        raise ConfigError(f"train.init={cfg.train.init} has no recipe; choose one of {sorted(cfg.train.recipes)}.")
     if cfg.optimized_metric not in OPTIMIZABLE_METRICS:
         raise ConfigError(
             f"optimized_metric={cfg.optimized_metric} is not a validation metric this run reports; "
@@ -86,22 +85,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _train(cfg, strategy, output_dir, policy=policy, started=started)
 
 
-def _batch_augmentation(
-    cfg: DictConfig, labels: Any, num_classes: int, strategy: Any, augment_on: str
-) -> BatchAugmentation | None:
-    """The configured augmentation, mixing and class weights, built for where they run (``augment_on``)."""
-    # in the training step, the layers' random states must be the strategy's variables
-    with strategy.scope() if augment_on == "device" else contextlib.nullcontext():
-        batch_augmentation = BatchAugmentation.of(
-            build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer),
-            class_weights(labels, num_classes, cfg.data.class_weights),
-        )
-    if batch_augmentation is not None:
-        where = "in the training step" if augment_on == "device" else "in the tf.data pipeline"
-        log.info("Augmentation, mixing and class weights run %s (data.augment_on=%s)", where, cfg.data.augment_on)
-    return batch_augmentation
-
-
 def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float) -> dict[str, Any]:
     """The run itself, writing into ``output_dir`` (the run folder on the chief, see :func:`train`)."""
     data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
@@ -118,49 +101,44 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size * replicas,
         cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
     )
-    augment_on = resolve_augment_on(cfg.data.augment_on)
-    batch_augmentation = _batch_augmentation(cfg, data.train.labels, len(class_names), strategy, augment_on)
+    augmentation = AugmentationPlacement.from_config(cfg, data.train.labels, len(class_names), strategy)
     train_ds = make_dataset(
         data.train, training=True, name="train", shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        batch_augmentation=batch_augmentation if augment_on == "pipeline" else None, **pipeline,
+        batch_augmentation=augmentation.in_pipeline, **pipeline,
     )
     val_ds = make_dataset(data.val, training=False, name="val", **pipeline)
     test_ds = make_dataset(data.test, training=False, name="test", **pipeline)
     # several workers: each takes its part of every global batch (see shard_by_data)
     train_ds, val_ds, test_ds = (shard_by_data(ds) for ds in (train_ds, val_ds, test_ds))
 
+    recipe = cfg.train.recipes[cfg.train.init]
+    log.info(
+        "init=%s (backbone.weights=%s): phases %s, BatchNormalization %s", cfg.train.init, cfg.backbone.weights,
+        " -> ".join(recipe.phases), "frozen" if recipe.freeze_batchnorm else "trains",
+    )
     with strategy.scope():
         backbone = build_backbone(cfg.backbone, size)
         model = build_classifier(
             backbone, class_names=class_names, image_size=size, preprocessing=cfg.backbone.preprocessing,
             dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
-            freeze_batchnorm=cfg.train.freeze_batchnorm,
+            freeze_batchnorm=recipe.freeze_batchnorm,
         )
-        trainee = model
-        if augment_on == "device" and batch_augmentation is not None:
-            trainee = DeviceAugmentedModel(model, batch_augmentation)
+        trainee = augmentation.trainee(model)
     settings = FitSettings(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
         optimizer_factory=build(cfg.optimizer),
         schedule_factory=build(cfg.schedule),
         early_stopping_monitor=cfg.train.early_stopping.monitor,
         early_stopping_patience=cfg.train.early_stopping.patience,
-        freeze_batchnorm=cfg.train.freeze_batchnorm,
+        freeze_batchnorm=recipe.freeze_batchnorm,
         jit_compile=cfg.train.jit_compile,
         log_dir=output_dir if cfg.train.tensorboard else None,
         checkpoints=PhaseCheckpoints(output_dir / "checkpoints", resume=cfg.resume),
         extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
     )
-    p1, p2 = cfg.train.phase1, cfg.train.phase2
-    phase1 = PhasePlan("phase1", p1.epochs, p1.lr * lr_scale)
-    phase2 = PhasePlan(
-        "phase2", p2.epochs, p2.lr * lr_scale, unfreeze=p2.unfreeze, unfreeze_from=p2.unfreeze_from,
-        backbone_lr_mult=p2.backbone_lr_mult,
-    )
-    epochs = train_two_phases(
-        trainee, backbone, phase1, phase2, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy
-    )
+    plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
+    epochs = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
@@ -168,8 +146,8 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
     metrics = write_evaluation(
         output_dir,
         class_names=list(class_names),
-        val=predict_split(model, val_ds, data.val.paths, data.val.labels),
-        test=predict_split(model, test_ds, data.test.paths, data.test.labels),
+        val=predict_split(model, val_ds, data.val.paths, data.val.labels, tta=cfg.eval.tta),
+        test=predict_split(model, test_ds, data.test.paths, data.test.labels, tta=cfg.eval.tta),
         extra=dict(
             hparams=OmegaConf.to_container(cfg.hparams, resolve=True),
             epochs_trained=sum(epochs.values()),

@@ -26,8 +26,8 @@ HPARAMS = {
     "backbone.name": "resnet50",
     "data.image_size": 224,
     "model.dropout": 0.2,
-    "train.phase1.lr": 1e-3,
-    "train.phase2.unfreeze": 30,
+    "train.phases.phase1.lr": 1e-3,
+    "train.phases.phase2.unfreeze": 30,
     "augmentation.name": "basic",
     "mixup.alpha": 0.2,
     "train.deterministic": True,
@@ -60,7 +60,7 @@ def test_hparams_and_metrics_are_in_the_event_files(tmp_path):
         "precision_policy": "float32", "train_seconds": 12.5,
     }
     hparams = {
-        **HPARAMS, "mixup.alpha": None, "train.phase2.unfreeze_from": None, "seed": np.int64(3),
+        **HPARAMS, "mixup.alpha": None, "train.phases.phase2.unfreeze_from": None, "seed": np.int64(3),
         "data.extensions": [".jpg", ".png"],
     }
     write_hparams(log_dir, hparams, metrics_json, run_name="multirun/2024-01-01/12-00-00/0")
@@ -69,8 +69,8 @@ def test_hparams_and_metrics_are_in_the_event_files(tmp_path):
     assert start.group_name == "multirun/2024-01-01/12-00-00/0"
     values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
     assert values == {
-        "backbone.name": "resnet50", "data.image_size": 224, "model.dropout": 0.2, "train.phase1.lr": 1e-3,
-        "train.phase2.unfreeze": 30, "augmentation.name": "basic", "train.deterministic": True, "seed": 3,
+        "backbone.name": "resnet50", "data.image_size": 224, "model.dropout": 0.2, "train.phases.phase1.lr": 1e-3,
+        "train.phases.phase2.unfreeze": 30, "augmentation.name": "basic", "train.deterministic": True, "seed": 3,
         "data.extensions": "['.jpg', '.png']",
     }, "None values are left out; numpy scalars become numbers; a list is kept as its text"
     assert start.hparams["train.deterministic"].WhichOneof("kind") == "bool_value"
@@ -95,13 +95,13 @@ def test_without_a_run_name_identical_hyperparameters_share_a_group(tmp_path):
 JOBS = [
     ({**HPARAMS}, {"val_accuracy": 0.91, "val_loss": 0.31, "test_accuracy": 0.89}),
     (
-        {**HPARAMS, "backbone.name": "efficientnetb0", "model.dropout": 0.3, "train.phase1.lr": 3e-4,
-         "train.phase2.unfreeze": -1, "augmentation.name": "randaugment", "mixup.alpha": 0.4},
+        {**HPARAMS, "backbone.name": "efficientnetb0", "model.dropout": 0.3, "train.phases.phase1.lr": 3e-4,
+         "train.phases.phase2.unfreeze": -1, "augmentation.name": "randaugment", "mixup.alpha": 0.4},
         {"val_accuracy": 0.95, "val_loss": 0.22, "test_accuracy": 0.93},
     ),
     (
         {**HPARAMS, "backbone.name": "mobilenetv3small", "data.image_size": 32, "model.dropout": 0.0,
-         "train.phase2.unfreeze": 0, "augmentation.name": "none", "mixup.alpha": None,
+         "train.phases.phase2.unfreeze": 0, "augmentation.name": "none", "mixup.alpha": None,
          "train.deterministic": False},
         {"val_accuracy": 0.72, "val_loss": 0.81, "test_accuracy": 0.70},
     ),

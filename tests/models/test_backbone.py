@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from imgcls.errors import ConfigError, WeightsError
 from imgcls.models.backbone import build_backbone
+from imgcls.models.classifier import build_classifier
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "backbone"
 BACKBONES = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -68,3 +69,43 @@ def test_offline_imagenet_download_names_the_fix(monkeypatch):
     message = str(raised.value)
     assert "backbone.weights=null" in message and "backbone.weights=/path/to" in message
     assert "Traceback" not in message and "\n" not in message
+
+
+def saved_run(tmp_path, name: str, image_size: int = 32):
+    """A run folder holding a model.keras whose backbone is ``name``, and that backbone."""
+    cfg = backbone_config(name, weights=None)
+    backbone = build_backbone(cfg, image_size)
+    model = build_classifier(
+        backbone, class_names=["a", "b"], image_size=image_size, preprocessing=cfg.preprocessing, dense_units=4,
+        dropout=0.0, l2=0.0,
+    )
+    run = tmp_path / "earlier-run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    return run, backbone
+
+
+def test_warm_start_takes_the_backbone_of_an_earlier_run(tmp_path):
+    run, trained = saved_run(tmp_path, "compact_resnet_s")
+    for weights in (run, run / "model.keras"):
+        warm = build_backbone(backbone_config("compact_resnet_s", weights=str(weights)), 48)
+        assert warm.input_shape[1] == 48, "a convolutional backbone warm-starts at another image size"
+        for expected, actual in zip(trained.get_weights(), warm.get_weights(), strict=True):
+            np.testing.assert_array_equal(expected, actual)
+
+
+def test_warm_start_from_another_architecture_names_both(tmp_path):
+    run, _ = saved_run(tmp_path, "compact_resnet_s")
+    with pytest.raises(WeightsError) as raised:
+        build_backbone(backbone_config("compact_resnet_m", weights=str(run)), 32)
+    message = str(raised.value)
+    assert "compact_resnet_m" in message and str(run / "model.keras") in message and "does not match" in message
+    with pytest.raises(WeightsError, match="does not match backbone=mobilenetv3small"):
+        build_backbone(backbone_config("mobilenetv3small", weights=str(run)), 32)
+
+
+def test_warm_start_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "model.keras"
+    bogus.write_text("not a model")
+    with pytest.raises(WeightsError, match="not an imgcls model to warm-start from"):
+        build_backbone(backbone_config("compact_resnet_s", weights=str(bogus)), 32)

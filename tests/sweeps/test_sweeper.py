@@ -65,9 +65,8 @@ def test_rerun_command_quotes_what_the_shell_needs():
 
 def sweep_args(image_dataset, log_dir, *extra):
     return [
-        "-m", "hparams_search=optuna", "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32",
-        "data.batch_size=8", "data.val_split=0.25", "train.phase1.epochs=2", "train.phase2.epochs=0",
-        "train.verbose=0", "augmentation=none", "mixup=none", f"data.train_dir={image_dataset / 'training_set'}",
+        "-m", "hparams_search=optuna", "debug=tiny", "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=0",
+        "augmentation=none", "mixup=none", f"data.train_dir={image_dataset / 'training_set'}",
         f"data.test_dir={image_dataset / 'test_set'}", f"paths.log_dir={log_dir}", "hydra.sweeper.study_name=t",
         *extra,
     ]

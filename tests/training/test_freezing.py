@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from imgcls.models.classifier import build_classifier
-from imgcls.training.freezing import freeze, unfreeze_top
+from imgcls.training.freezing import set_trainable_backbone
 
 HEAD_WEIGHTS = 8  # BN1 gamma/beta, Dense kernel/bias, BN2 gamma/beta, output kernel/bias
 
@@ -28,7 +28,7 @@ def is_bn(layer):
 
 def test_phase1_trains_only_the_head():
     model, backbone = classifier()
-    freeze(backbone)
+    set_trainable_backbone(backbone, 0)
     assert not backbone.trainable_weights
     assert len(model.trainable_weights) == HEAD_WEIGHTS
 
@@ -36,8 +36,8 @@ def test_phase1_trains_only_the_head():
 @pytest.mark.parametrize("count", [1, 10, 40])
 def test_phase2_unfreezes_the_last_layers_except_batchnorm(count):
     model, backbone = classifier()
-    freeze(backbone)
-    trained = unfreeze_top(backbone, count)
+    set_trainable_backbone(backbone, 0)
+    trained = set_trainable_backbone(backbone, count)
     top = backbone.layers[-count:]
     expected = [layer for layer in top if layer.weights and not is_bn(layer)]
     assert trained == [layer.name for layer in expected]
@@ -50,7 +50,7 @@ def test_phase2_unfreezes_the_last_layers_except_batchnorm(count):
 
 def test_minus_one_unfreezes_the_whole_backbone():
     _, backbone = classifier()
-    unfreeze_top(backbone, -1)
+    set_trainable_backbone(backbone, -1)
     assert all(layer.trainable for layer in backbone.layers if not is_bn(layer))
 
 
@@ -60,7 +60,7 @@ def bn_statistics(backbone):
 
 def test_batchnorm_statistics_do_not_change_in_phase2():
     model, backbone = classifier()
-    unfreeze_top(backbone, -1)
+    set_trainable_backbone(backbone, -1)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
     before = bn_statistics(backbone)
     kernel_before = [w.numpy().copy() for w in backbone.trainable_weights]
@@ -73,7 +73,7 @@ def test_batchnorm_statistics_do_not_change_in_phase2():
 
 def test_unfrozen_batchnorm_trains_when_asked():
     model, backbone = classifier(freeze_batchnorm=False)
-    unfreeze_top(backbone, -1, freeze_batchnorm=False)
+    set_trainable_backbone(backbone, -1, freeze_batchnorm=False)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
     before = bn_statistics(backbone)
     model.fit(tf.random.uniform((8, 32, 32, 3), 0, 255), tf.one_hot(tf.range(8) % 3, 3), verbose=0)

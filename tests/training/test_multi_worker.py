@@ -158,9 +158,7 @@ def start_workers(image_dataset: Path, tmp_path: Path, extra: tuple[list[str], l
     Returns (process, run folder) per worker."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     common = [
-        "backbone=mobilenetv3small", "backbone.weights=null", "data.image_size=32", "data.batch_size=8",
-        "data.val_split=0.25", "train.phase1.epochs=1", "train.phase2.epochs=1", "train.phase2.unfreeze=5",
-        "train.verbose=0", f"data.train_dir={image_dataset / 'training_set'}",
+        "debug=tiny", "train.phases.phase2.unfreeze=5", f"data.train_dir={image_dataset / 'training_set'}",
         f"data.test_dir={image_dataset / 'test_set'}", "strategy=multi_worker",
     ]
     # Two processes share two cores: one thread each for TensorFlow's op pools avoids oversubscription.

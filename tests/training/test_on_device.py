@@ -12,10 +12,8 @@ import pytest
 import tensorflow as tf
 
 from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
-from imgcls.errors import ConfigError
-from imgcls.training import on_device
 from imgcls.training.checkpoints import inference_view
-from imgcls.training.on_device import DeviceAugmentedModel, resolve_augment_on
+from imgcls.training.on_device import DeviceAugmentedModel
 
 
 class CountingAugmentation(keras.layers.Layer):
@@ -53,16 +51,6 @@ def uint8_batches(batches: int = 3, size: int = 8) -> tf.data.Dataset:
     images = rng.integers(0, 256, (batches * size, 16, 16, 3), dtype=np.uint8)
     labels = np.eye(3, dtype=np.float32)[np.arange(batches * size) % 3]
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
-
-
-def test_auto_puts_augmentation_on_the_device_only_where_there_is_an_accelerator(monkeypatch):
-    monkeypatch.setattr(on_device, "has_accelerator", lambda: True)
-    assert resolve_augment_on("auto") == "device"
-    monkeypatch.setattr(on_device, "has_accelerator", lambda: False)
-    assert resolve_augment_on("auto") == "pipeline"
-    assert resolve_augment_on("device") == "device" and resolve_augment_on("pipeline") == "pipeline"
-    with pytest.raises(ConfigError, match="data.augment_on"):
-        resolve_augment_on("gpu")
 
 
 def test_training_batches_are_augmented_as_float32_and_validation_and_prediction_are_not():

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 from imgcls.errors import ConfigError
 from imgcls.models.classifier import build_classifier
+from imgcls.models.compact_resnet import CompactResNet
 from imgcls.training.checkpoints import PhaseCheckpoints
-from imgcls.training.freezing import freeze, unfreeze_top
+from imgcls.training.freezing import set_trainable_backbone
 from imgcls.training.optimizers import backbone_lr_optimizer
-from imgcls.training.phases import FitSettings, PhasePlan, TrainingDivergedError, fit_phase
+from imgcls.training.phases import FitSettings, PhasePlan, TrainingDivergedError, fit_phase, train_phases
 from imgcls.training.schedules import constant
 
 
@@ -36,7 +37,7 @@ def batch():
 
 def one_step_deltas(multiplier):
     model, backbone = classifier()
-    unfreeze_top(backbone, -1)
+    set_trainable_backbone(backbone, -1)
     factory = backbone_lr_optimizer(functools.partial(keras.optimizers.SGD), backbone, multiplier)
     model.compile(optimizer=factory(learning_rate=0.1), loss="categorical_crossentropy")
     before = {w.path: w.numpy().copy() for w in model.trainable_weights}
@@ -61,16 +62,16 @@ def test_unfreeze_from_a_layer_name():
     _, backbone = classifier()
     names = [layer.name for layer in backbone.layers]
     start = names[-20]
-    trained = unfreeze_top(backbone, 0, from_layer=start)
+    trained = set_trainable_backbone(backbone, 0, from_layer=start)
     assert all(not layer.trainable for layer in backbone.layers[:-20])
     assert set(trained) <= set(names[-20:]) and trained
     with pytest.raises(ConfigError, match=r"no such layer.*Did you mean"):
-        unfreeze_top(backbone, 0, from_layer=start + "x")
+        set_trainable_backbone(backbone, 0, from_layer=start + "x")
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path):
     model, backbone = classifier()
-    freeze(backbone)
+    set_trainable_backbone(backbone, 0)
     images, labels = batch()
     train_ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
 
@@ -83,7 +84,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
         schedule_factory=explodes_in_epoch_2, checkpoints=checkpoints, verbose=0, early_stopping_patience=10,
     )
     plan = PhasePlan("phase1", epochs=4, lr=1e-3)
-    with pytest.raises(TrainingDivergedError, match=r"phase1, epoch 2.*train\.phase1\.lr"):
+    with pytest.raises(TrainingDivergedError, match=r"phase1, epoch 2.*train\.phases\.phase1\.lr"):
         fit_phase(model, plan, settings, train_ds=train_ds, val_ds=train_ds, initial_epoch=0,
                   strategy=tf.distribute.get_strategy())
     backup = tmp_path / "checkpoints" / "phase1"
@@ -107,3 +108,53 @@ def test_finished_phase_is_restored_not_rerun(tmp_path):
         np.testing.assert_array_equal(a, b.numpy())
 
     assert not PhaseCheckpoints(tmp_path / "c", resume=False).is_finished("phase1"), "a fresh run starts over"
+
+
+def compact_classifier(freeze_batchnorm):
+    keras.utils.set_random_seed(0)
+    backbone = CompactResNet(input_shape=(16, 16, 3), stem_width=4, stage_widths=(4, 8), blocks_per_stage=(1, 1))
+    model = build_classifier(
+        backbone, class_names=["a", "b", "c"], image_size=16, preprocessing="builtin", dense_units=8, dropout=0.0,
+        l2=0.0, freeze_batchnorm=freeze_batchnorm,
+    )
+    return model, backbone
+
+
+def run_phases(model, backbone, plans, freeze_batchnorm):
+    images = tf.random.stateless_uniform((16, 16, 16, 3), seed=(3, 4), minval=0, maxval=255)
+    data = tf.data.Dataset.from_tensor_slices((images, tf.one_hot(tf.range(16) % 3, 3))).batch(8)
+    settings = FitSettings(
+        loss=keras.losses.CategoricalCrossentropy(), optimizer_factory=functools.partial(keras.optimizers.Adam),
+        schedule_factory=constant, freeze_batchnorm=freeze_batchnorm, verbose=0,
+    )
+    return train_phases(model, backbone, plans, settings, train_ds=data, val_ds=data, strategy=tf.distribute.get_strategy())
+
+
+def snapshot(backbone):
+    return {w.path: w.numpy().copy() for w in backbone.weights}
+
+
+def changed(before, backbone):
+    return {w.path for w in backbone.weights if not np.array_equal(before[w.path], w.numpy())}
+
+
+def test_scratch_trains_every_backbone_weight_and_batchnorm_from_its_first_epoch():
+    model, backbone = compact_classifier(freeze_batchnorm=False)
+    before = snapshot(backbone)
+    epochs = run_phases(model, backbone, [PhasePlan("scratch", 1, 1e-2, unfreeze=-1)], freeze_batchnorm=False)
+    assert epochs == {"scratch": 1}
+    assert changed(before, backbone) == set(before), "every kernel, BN scale/offset and BN statistic moved"
+    assert any("moving_mean" in path for path in before)
+
+
+def test_pretrained_keeps_batchnorm_frozen_and_trains_the_backbone_only_in_phase2():
+    model, backbone = compact_classifier(freeze_batchnorm=True)
+    bn = {w.path for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights}
+    before = snapshot(backbone)
+    head_before = model.get_layer("head_dense").kernel.numpy().copy()
+    run_phases(model, backbone, [PhasePlan("phase1", 1, 1e-2)], freeze_batchnorm=True)
+    assert not changed(before, backbone), "phase 1 trains the head on a frozen backbone"
+    assert not np.array_equal(head_before, model.get_layer("head_dense").kernel.numpy())
+    run_phases(model, backbone, [PhasePlan("phase2", 1, 1e-2, unfreeze=-1)], freeze_batchnorm=True)
+    moved = changed(before, backbone)
+    assert moved and not moved & bn, "phase 2 trains convolutions, never BatchNormalization"

@@ -37,9 +37,15 @@ class SplitPredictions:
         return float(log_loss(self.labels, self.probabilities, labels=classes))
 
 
-def predict_split(model: keras.Model, dataset: tf.data.Dataset, paths, labels) -> SplitPredictions:
-    """Run ``model`` over an evaluation ``dataset`` built from ``paths`` (in order) and keep the results."""
+def predict_split(model: keras.Model, dataset: tf.data.Dataset, paths, labels, *, tta: bool = False) -> SplitPredictions:
+    """Run ``model`` over an evaluation ``dataset`` built from ``paths`` (in order) and keep the results.
+
+    With ``tta`` each image's probabilities are the mean of the image's and its horizontal mirror's.
+    """
     probabilities = model.predict(dataset, verbose=0)
+    if tta:
+        mirrored = dataset.map(lambda images, *rest: (tf.reverse(images, axis=[2]), *rest))
+        probabilities = (probabilities + model.predict(mirrored, verbose=0)) / 2.0
     return SplitPredictions(tuple(paths), np.asarray(labels), probabilities)
 
 

@@ -9,30 +9,8 @@ import tensorflow as tf
 
 from imgcls.data.augment import BatchAugmentation
 from imgcls.data.pipeline import xla_compiles
-from imgcls.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-PLACEMENTS = ("auto", "pipeline", "device")
-
-
-def has_accelerator() -> bool:
-    """Whether TensorFlow sees a GPU or TPU."""
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
-def resolve_augment_on(placement: str) -> str:
-    """``pipeline`` or ``device``; ``auto`` is ``device`` where there is a GPU or TPU, else ``pipeline``.
-
-    On an accelerator the image ops take microseconds per batch, while in ``tf.data`` they take
-    milliseconds of CPU per image and would starve it; on a CPU-only machine ``tf.data`` runs them
-    on other cores, overlapped with the training step.
-    """
-    if placement not in PLACEMENTS:
-        raise ConfigError(f"data.augment_on must be one of {PLACEMENTS}, got {placement!r}.")
-    if placement == "auto":
-        return "device" if has_accelerator() else "pipeline"
-    return placement
 
 
 class DeviceAugmentedModel(keras.Model):

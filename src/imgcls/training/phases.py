@@ -1,20 +1,21 @@
-"""Two-phase fine-tuning: the head on a frozen backbone, then the top of the backbone at a lower rate."""
+"""Training in phases: one loop runs the phases a recipe lists (see conf/train.yaml, ``train.recipes``)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from imgcls.errors import ImgclsError
+from imgcls.errors import ConfigError, ImgclsError
 from imgcls.training.callbacks import StopOnNaN
 from imgcls.training.checkpoints import PhaseCheckpoints
-from imgcls.training.freezing import freeze, unfreeze_top
+from imgcls.training.freezing import set_trainable_backbone
 from imgcls.training.optimizers import backbone_lr_optimizer
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,11 @@ class TrainingDivergedError(ImgclsError):
 
 @dataclass(frozen=True)
 class PhasePlan:
-    """One phase: epochs, base learning rate, and for phase 2 which backbone layers train and how fast."""
+    """One phase: epochs, base learning rate, which backbone layers train and at what share of the rate.
+
+    ``unfreeze``: 0 trains no backbone layer (only the head), N the last N layers, -1 all of them;
+    ``unfreeze_from`` (a layer name) trains that layer and every one above it instead.
+    """
 
     name: str
     epochs: int
@@ -38,6 +43,20 @@ class PhasePlan:
     @property
     def trains_backbone(self) -> bool:
         return self.unfreeze != 0 or self.unfreeze_from is not None
+
+
+def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) -> list[PhasePlan]:
+    """The plans of the phases ``names`` (entries of ``train.phases``), their rates times ``lr_scale``."""
+    plans = []
+    for name in names:
+        if name not in phases_cfg:
+            raise ConfigError(f"train.recipes names a phase {name!r} that train.phases lacks ({sorted(phases_cfg)}).")
+        phase = phases_cfg[name]
+        plans.append(PhasePlan(
+            name, int(phase.epochs), float(phase.lr) * lr_scale, unfreeze=int(phase.get("unfreeze", 0)),
+            unfreeze_from=phase.get("unfreeze_from"), backbone_lr_mult=float(phase.get("backbone_lr_mult", 1.0)),
+        ))
+    return plans
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,7 @@ def fit_phase(
         kept = f" The last good epoch is kept in {settings.checkpoints.directory}." if settings.checkpoints else ""
         raise TrainingDivergedError(
             f"The loss became NaN or infinite in {plan.name}, {nan_guard.diverged_at}; training stopped. "
-            f"Lower train.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, or use precision=float32."
+            f"Lower train.phases.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, or use precision=float32."
             + kept
         )
     return history.epoch[-1] + 1 if history.epoch else (model._initial_epoch or initial_epoch + plan.epochs)
@@ -148,37 +167,38 @@ def _run_or_restore(
     return end
 
 
-def train_two_phases(
+def train_phases(
     model: keras.Model,
     backbone: keras.Model,
-    phase1: PhasePlan,
-    phase2: PhasePlan,
+    plans: Sequence[PhasePlan],
     settings: FitSettings,
     *,
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset,
     strategy: tf.distribute.Strategy,
 ) -> dict[str, int]:
-    """Phase 1 trains the head on a frozen backbone; phase 2 (if it unfreezes anything) fine-tunes.
+    """Run ``plans`` in order, each training the backbone layers it unfreezes and the head.
 
-    Each phase ends on its best validation weights (EarlyStopping restores them), so phase 2
-    starts from phase 1's best. Epochs continue across phases for logs and TensorBoard. With
+    Each phase ends on its best validation weights (EarlyStopping restores them), so the next one
+    starts from there. Epochs count on across phases for logs, TensorBoard and pruning. With
     checkpoints, a finished phase is not run again and an interrupted one continues at its last
-    finished epoch. Returns the number of epochs of each phase that ran.
+    finished epoch. A phase of 0 epochs is skipped. Returns the epochs each phase ran.
     """
     fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy)
     epochs: dict[str, int] = {}
-    freeze(backbone)
     end = 0
-    if phase1.epochs > 0:
-        end = _run_or_restore(model, phase1, settings, 0, **fit_kwargs)
-        epochs[phase1.name] = end
-    if not phase2.trains_backbone or phase2.epochs <= 0:
-        log.info("phase 2 skipped (train.phase2.unfreeze=%d, epochs=%d)", phase2.unfreeze, phase2.epochs)
-        return epochs
-    trained = unfreeze_top(
-        backbone, phase2.unfreeze, from_layer=phase2.unfreeze_from, freeze_batchnorm=settings.freeze_batchnorm
-    )
-    log.info("phase 2: %d backbone layers with weights unfrozen (from %s)", len(trained), trained[0] if trained else "-")
-    epochs[phase2.name] = _run_or_restore(model, phase2, settings, end, backbone=backbone, **fit_kwargs) - end
+    for plan in plans:
+        if plan.epochs <= 0:
+            log.info("%s skipped (train.phases.%s.epochs=%d)", plan.name, plan.name, plan.epochs)
+            continue
+        trained = set_trainable_backbone(
+            backbone, plan.unfreeze, from_layer=plan.unfreeze_from, freeze_batchnorm=settings.freeze_batchnorm
+        )
+        log.info(
+            "%s: %d backbone layers with weights train%s", plan.name, len(trained),
+            f" (from {trained[0]})" if trained else ": the head only",
+        )
+        first = end
+        end = _run_or_restore(model, plan, settings, first, backbone=backbone if trained else None, **fit_kwargs)
+        epochs[plan.name] = end - first
     return epochs
