@@ -121,7 +121,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         model = build_classifier(
             backbone, class_names=class_names, image_size=size, preprocessing=cfg.backbone.preprocessing,
             dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
-            freeze_batchnorm=recipe.freeze_batchnorm,
+            freeze_batchnorm=recipe.freeze_batchnorm, bn_momentum=cfg.model.bn_momentum,
         )
         trainee = augmentation.trainee(model)
     settings = FitSettings(
