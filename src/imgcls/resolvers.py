@@ -10,9 +10,14 @@ def metric_direction(metric: str) -> str:
     return "minimize" if metric.endswith("loss") else "maximize"
 
 
+def means_random_init(weights: object) -> bool:
+    """Whether a ``backbone.weights`` value asks for random initialisation (null, or the text null/none/empty)."""
+    return weights is None or str(weights).lower() in {"", "null", "none"}
+
+
 def init_for_weights(weights: object) -> str:
     """``scratch`` for random initialisation (``backbone.weights=null``), ``pretrained`` for any weights."""
-    return "scratch" if weights is None or str(weights).lower() in {"", "null", "none"} else "pretrained"
+    return "scratch" if means_random_init(weights) else "pretrained"
 
 
 def register() -> None:

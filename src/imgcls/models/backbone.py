@@ -11,6 +11,7 @@ from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from imgcls.errors import ConfigError, WeightsError
+from imgcls.resolvers import means_random_init
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ OFFLINE_HINT = (
 def resolve_weights(weights: Any) -> str | None:
     """``imagenet``, None (random init), or an existing local file: a weights file, or an earlier run's
     ``model.keras`` (a run folder stands for the ``model.keras`` in it)."""
-    if weights is None or str(weights).lower() in {"null", "none", ""}:
+    if means_random_init(weights):
         return None
     if str(weights) == "imagenet":
         return "imagenet"

@@ -3,7 +3,7 @@
 Keras Applications and keras-hub's ``ResNetBackbone`` shrink the image 4x in their stem (a stride-2
 convolution, then a stride-2 max pool) before the first stage, and Keras Applications' models 32x
 overall: at 32 px that leaves an 8x8 map before any residual block and 1x1 at the end. This network
-keeps the full resolution in a stride-1 stem and halves it only at the start of each later stage,
+keeps the full resolution in a stride-1 stem and halves it only at the start of a stage,
 as He et al.'s CIFAR ResNets (2015) and the fast CIFAR-10 training records (Page 2018, airbench) do.
 """
 
@@ -51,8 +51,9 @@ def CompactResNet(
 ) -> keras.Model:
     """A feature extractor: stride-1 3x3 stem, then one stage of basic blocks per entry of ``stage_widths``.
 
-    The first stage keeps the resolution; each later one halves it, so three stages turn 32 px into
-    an 8x8 map. The signature follows Keras Applications (``include_top`` must be False; ``weights``
+    Each stage's first block strides by ``stage_strides`` (default: the first stage keeps the
+    resolution and each later one halves it, 32 px to an 8x8 map; conf/backbone/compact_resnet_*.yaml
+    halve in every stage, 32 px to 4x4, for speed on CPUs). The signature follows Keras Applications (``include_top`` must be False; ``weights``
     is None or a ``.weights.h5`` file saved from the same configuration), so configs select it like
     any other backbone.
     """

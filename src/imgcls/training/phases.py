@@ -40,10 +40,6 @@ class PhasePlan:
     unfreeze_from: str | None = None
     backbone_lr_mult: float = 1.0
 
-    @property
-    def trains_backbone(self) -> bool:
-        return self.unfreeze != 0 or self.unfreeze_from is not None
-
 
 def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) -> list[PhasePlan]:
     """The plans of the phases ``names`` (entries of ``train.phases``), their rates times ``lr_scale``."""
