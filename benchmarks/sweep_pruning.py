@@ -1,6 +1,7 @@
 """What pruning saves: the same Optuna sweep on the demo data with and without pruning, side by side.
 
-Both sweeps use the same sampler seed and trial budget; "without" keeps the reporting but uses
+Both sweeps use the same sampler seed (``hydra.sweeper.seed_per_start=false``: not one derived per start) and trial
+budget; "without" keeps the reporting but uses
 Optuna's NopPruner, so the two differ only in the pruning decision. Prints the total epochs
 trained (with / without; target <= 0.6) and the best validation metric of each (target: with
 pruning within 1 point of without). Run from the repository root:
@@ -38,7 +39,8 @@ def run_sweep(name: str, args: argparse.Namespace, extra: list[str]) -> tuple[op
     """Run one sweep through the real CLI; return its study and wall time."""
     command = [
         sys.executable, "-m", "imgcls.train", "-m", "hparams_search=optuna_scratch", "experiment=demo",
-        f"hydra.sweeper.study_name={name}", f"hydra.sweeper.n_trials={args.trials}", "train.verbose=0",
+        f"hydra.sweeper.study_name={name}", f"hydra.sweeper.n_trials={args.trials}", "hydra.sweeper.seed_per_start=false",
+        "train.verbose=0",
         f"paths.log_dir={args.workdir}", *(["train.phases.scratch.epochs=4"] if args.quick else []), *extra,
     ]
     print(f"  running sweep {name!r} ({args.trials} trials) ...", file=sys.stderr, flush=True)

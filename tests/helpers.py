@@ -35,16 +35,20 @@ def run_entrypoint(
     )
 
 
-def kill_when(process: subprocess.Popen, reached: Callable[[], bool], *, timeout: float = 300, poll: float = 0.05):
-    """SIGKILL ``process`` as soon as ``reached()``; fail if it exits or ``timeout`` seconds pass first."""
+def kill_when(
+    process: subprocess.Popen, reached: Callable[[], bool], *, timeout: float = 300, poll: float = 0.05,
+    signal_number: int = signal.SIGKILL,
+):
+    """Send ``signal_number`` (SIGKILL) to ``process`` as soon as ``reached()``, then wait for it to end;
+    fail if it exits or ``timeout`` seconds pass first."""
     try:
         deadline = time.monotonic() + timeout
         while not reached():
-            assert process.poll() is None, process.stdout.read()[-3000:]
+            assert process.poll() is None, process.stdout.read()[-3000:] if process.stdout else "it ended early"
             assert time.monotonic() < deadline, "the process did not get there in time"
             time.sleep(poll)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
+        process.send_signal(signal_number)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()

@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.errors import ImgclsError
+from imgcls.sweeps.interrupts import interruptible
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -21,11 +22,13 @@ def run_job(cfg: DictConfig, work: Callable[[], Result]) -> Result:
     """Log the resolved ``cfg``, then return ``work()``.
 
     A problem the user can fix (:class:`ImgclsError`) ends a single run with its message and exit
-    code 2; in a multirun it propagates, so the sweeper records the failed job and goes on.
+    code 2; in a multirun it propagates, so the sweeper records the failed job and goes on. A
+    sweep's Ctrl-C or SIGTERM stops ``work()`` at once (see :mod:`imgcls.sweeps.interrupts`).
     """
     log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     try:
-        return work()
+        with interruptible():
+            return work()
     except ImgclsError as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise

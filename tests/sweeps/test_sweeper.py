@@ -1,9 +1,9 @@
-"""Optuna sweeps: pruning, persistence across restarts, several workers on one study, result files."""
+"""Optuna sweeps through the CLI: pruning, restarts, budgets, failures, signals, several workers on one study."""
 
 from __future__ import annotations
 
 import csv
-import os
+import signal
 import subprocess
 import sys
 
@@ -12,28 +12,11 @@ import pytest
 import sqlalchemy.exc
 import yaml
 from helpers import kill_when
-from hydra.core.utils import JobReturn, JobStatus
 
 from imgcls.resolvers import metric_direction
-from imgcls.sweeps.results import rerun_command
-from imgcls.sweeps.sweeper import fail_interrupted_trials, trial_outcome
+from imgcls.sweeps.sweeper import failures_allowed
 
 State = optuna.trial.TrialState
-
-
-def job_return(value=None, error=None):
-    ret = JobReturn()
-    ret.status = JobStatus.FAILED if error else JobStatus.COMPLETED
-    ret._return_value = error if error else value
-    return ret
-
-
-def test_trial_outcomes():
-    assert trial_outcome(job_return(0.8)) == (State.COMPLETE, 0.8, "")
-    assert trial_outcome(job_return(error=optuna.TrialPruned("after epoch 2")))[0] == State.PRUNED
-    state, value, why = trial_outcome(job_return(error=RuntimeError("NaN loss")))
-    assert state == State.FAIL and value is None and "NaN loss" in why
-    assert trial_outcome(job_return(float("nan")))[0] == State.FAIL
 
 
 def test_direction_follows_the_metric():
@@ -41,23 +24,10 @@ def test_direction_follows_the_metric():
     assert metric_direction("val_accuracy") == metric_direction("val_f1") == "maximize"
 
 
-def test_trials_of_a_dead_sweep_process_are_marked_failed(tmp_path):
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'db.sqlite'}", study_name="s")
-    orphan, live = study.ask(), study.ask()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    import socket
-
-    for trial, pid in ((orphan, int(dead.stdout)), (live, os.getpid())):
-        study._storage.set_trial_system_attr(trial._trial_id, "imgcls_host", socket.gethostname())
-        study._storage.set_trial_system_attr(trial._trial_id, "imgcls_pid", pid)
-    assert fail_interrupted_trials(study) == 1
-    states = {t.number: t.state for t in study.get_trials()}
-    assert states == {orphan.number: State.FAIL, live.number: State.RUNNING}
-
-
-def test_rerun_command_quotes_what_the_shell_needs():
-    command = rerun_command(["experiment=demo", "data.train_dir=/my data/train"], {"model.dropout": 0.25})
-    assert command == "imgcls-train experiment=demo 'data.train_dir=/my data/train' model.dropout=0.25"
+def test_the_failure_budget_never_ends_a_sweep_on_its_first_failure_unless_asked():
+    assert failures_allowed(0.25, 3) == 1
+    assert failures_allowed(0.25, 20) == 5
+    assert failures_allowed(0.0, 20) == 0, "max_failure_rate=0: stop at the first failure"
 
 
 # --- real sweeps through the CLI ---------------------------------------------------------------
@@ -72,16 +42,26 @@ def sweep_args(image_dataset, log_dir, *extra):
     ]
 
 
-def start_sweep(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "imgcls.train", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def start_sweep(args, cwd, log_path):
+    """The sweep as a background process whose output goes to ``log_path`` (a pipe could fill up and block it)."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "imgcls.train", *args], cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, text=True)
 
 
-def run_sweep(args, cwd, timeout=600):
+def run_sweep(args, cwd, timeout=600, expect_rc=0):
     result = subprocess.run([sys.executable, "-m", "imgcls.train", *args], cwd=cwd, capture_output=True,
                             text=True, timeout=timeout)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return result
+    output = result.stdout + result.stderr
+    assert result.returncode == expect_rc, output[-4000:]
+    if expect_rc:
+        assert "Traceback" not in output, "a stopped sweep says why in one line"
+    return output
+
+
+def summary_rows(sweep_dir):
+    with open(sweep_dir / "sweep_summary.csv") as f:
+        return list(csv.DictReader(f))
 
 
 def load(sweep_dir):
@@ -99,9 +79,9 @@ def test_pruned_trials_are_recorded_as_pruned_and_the_results_written(image_data
     study = load(sweep_dir)
     assert [t.state for t in study.trials] == [State.PRUNED, State.PRUNED]
     assert all(list(t.intermediate_values) == [0] for t in study.trials), "pruned after the first epoch"
-    with open(sweep_dir / "sweep_summary.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = summary_rows(sweep_dir)
     assert [r["state"] for r in rows] == ["PRUNED", "PRUNED"]
+    assert [r["epochs_trained"] for r in rows] == ["1", "1"]
     assert rows[0]["run_dir"].endswith("multirun/optuna/t/0")
     assert not (sweep_dir / "optimization_results.yaml").exists(), "no trial completed: no best to report"
 
@@ -116,44 +96,66 @@ def completed_trials(sweep_dir):
 
 
 @pytest.mark.slow
-def test_a_stopped_sweep_continues_its_study(image_dataset, tmp_path):
+def test_a_restarted_sweep_never_repeats_a_trial_and_keeps_to_its_question(image_dataset, tmp_path):
     args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null")
     sweep_dir = tmp_path / "multirun" / "optuna" / "t"
-    kill_when(start_sweep(args, tmp_path), lambda: bool(completed_trials(sweep_dir)), poll=0.5)
-    before = load(sweep_dir).trials
-    finished_before = [t for t in before if t.state == State.COMPLETE]
-    assert finished_before, "the first trial completed before the interruption"
+    run_sweep(args, tmp_path)
+    run_sweep(args, tmp_path)
+    trials = load(sweep_dir).trials
+    assert [t.state for t in trials] == [State.COMPLETE] * 6
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6, "the second start proposed new parameters"
+    assert len({t.user_attrs["sampler_seed"] for t in trials}) == 2, "one recorded sampler seed per start"
 
-    run_sweep([*args[:-2], "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=null"], tmp_path)
-    after = load(sweep_dir).trials
-    assert len([t for t in after if t.state == State.COMPLETE]) == len(finished_before) + 2
-    assert not [t for t in after if t.state == State.RUNNING], "the interrupted trial is marked failed"
-    assert sorted(t.number for t in after) == list(range(len(after)))
+    rows = summary_rows(sweep_dir)
+    assert len(rows) == 6 and all(r["epochs_trained"] == "2" and float(r["duration_s"]) > 0 for r in rows)
+    assert all(0 <= float(r["val_accuracy"]) <= 1 and float(r["val_loss"]) > 0 for r in rows)
+    assert not [column for column in rows[0] if column.startswith("test")]
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert results["trials"]["COMPLETE"] == len(finished_before) + 2
-    assert results["best_value"] == max(t.value for t in after if t.state == State.COMPLETE)
+    assert results["trials"]["COMPLETE"] == 6
+    assert results["best_value"] == max(t.value for t in trials)
     assert "imgcls-train" in results["rerun_command"] and "hparams_search" not in results["rerun_command"]
+
+    output = run_sweep([*args, "hydra.sweeper.total_trials=6"], tmp_path)
+    assert "nothing more to run" in output and len(load(sweep_dir).trials) == 6, "the total budget is reached"
+
+    for change, said in ((["optimized_metric=val_loss"], "direction maximize -> minimize"),
+                         (["model.dropout=interval(0.2,0.5)"], "search space model.dropout")):
+        output = run_sweep([*args, *change], tmp_path, expect_rc=2)
+        assert said in output and "hydra.sweeper.study_name=" in output
+    assert len(load(sweep_dir).trials) == 6, "a refused start runs nothing"
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study(image_dataset, tmp_path):
-    args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=null")
-    # each worker gets its own sampler seed, as docs/sweeps.md says (the same seed proposes the same trials)
-    workers = [start_sweep([*args, f"hydra.sweeper.sampler.seed={seed}"], tmp_path) for seed in (1, 2)]
-    try:
-        outputs = [worker.communicate(timeout=600)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+def test_a_sweep_stopped_by_failures_keeps_the_results_of_its_finished_trials(image_dataset, tmp_path):
     sweep_dir = tmp_path / "multirun" / "optuna" / "t"
+    sweep_dir.mkdir(parents=True)
+    study = optuna.create_study(study_name="t", storage=f"sqlite:///{sweep_dir / 'optuna.db'}", direction="maximize")
+    for dropout in (0.2, 1.5, 1.4):  # a dropout rate over 1 makes the job fail when it builds the model
+        study.enqueue_trial({"model.dropout": dropout})
+    args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null",
+                      "hydra.sweeper.max_failure_rate=0.34", "model.dropout=interval(0.0,1.5)")
+    output = run_sweep(args, tmp_path, expect_rc=1)
+    assert "Sweep stopped: 2 trial(s) failed" in output, "the first failure was tolerated, the second stopped it"
+    rows = summary_rows(sweep_dir)
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "FAIL"]
+    assert "rate" in rows[1]["note"].lower()
+    assert yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_trial"] == 0
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_keeps_its_results_and_fails_the_running_trial(image_dataset, tmp_path):
+    args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null")
+    sweep_dir = tmp_path / "multirun" / "optuna" / "t"
+    sweep = start_sweep(args, tmp_path, tmp_path / "sweep.log")
+    kill_when(sweep, lambda: bool(completed_trials(sweep_dir)), poll=0.5, signal_number=signal.SIGTERM)
+    output = (tmp_path / "sweep.log").read_text()
+    assert sweep.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "Sweep stopped by SIGTERM" in output and "Traceback" not in output
     trials = load(sweep_dir).trials
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert all(t.state == State.COMPLETE for t in trials)
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4, "every trial tried its own parameters"
-    for trial in trials:
-        assert (sweep_dir / str(trial.number) / "metrics.json").is_file()
+    assert trials[0].state == State.COMPLETE
+    assert trials[1].state == State.FAIL and trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert [r["state"] for r in summary_rows(sweep_dir)] == [t.state.name for t in trials]
+    assert yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_trial"] == 0
 
 
 @pytest.mark.slow
@@ -161,8 +163,8 @@ def test_jobs_in_other_processes_are_pruned_through_the_shared_storage(image_dat
     # Hydra's joblib launcher runs each job in a worker process: the job finds its trial in the study's storage.
     pruner = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
               "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.lower=1.01"]
-    result = run_sweep(sweep_args(image_dataset, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+    output = run_sweep(sweep_args(image_dataset, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                   "hydra.sweeper.n_trials=1", *pruner), tmp_path)
-    assert "backend=loky" in result.stdout + result.stderr, "the job ran in a joblib (loky) worker process"
+    assert "backend=loky" in output, "the job ran in a joblib (loky) worker process"
     (trial,) = load(tmp_path / "multirun" / "optuna" / "t").trials
     assert trial.state == State.PRUNED and list(trial.intermediate_values) == [0]

@@ -36,7 +36,8 @@ def _is_under(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def _scan_trees(cfg: Any) -> dict[str, ImageFolder]:
+def scan_trees(cfg: Any) -> dict[str, ImageFolder]:
+    """List the training and test trees named by ``cfg`` (the ``data`` node); the demo data is written first if needed."""
     train_dir = Path(cfg.train_dir).expanduser()
     test_dir = Path(cfg.test_dir).expanduser()
     demo_root = Path(cfg.demo_root).expanduser()
@@ -62,7 +63,7 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
     """
     if cfg.on_corrupt not in ON_CORRUPT:
         raise ConfigError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {cfg.on_corrupt!r}.")
-    trees = _scan_trees(cfg)
+    trees = scan_trees(cfg)
     roots = {name: tree.root for name, tree in trees.items()}
     destination = check_quarantine_dir(cfg.quarantine_dir, roots) if cfg.on_corrupt == "quarantine" else None
 

@@ -9,6 +9,8 @@ from typing import Any
 import keras
 import optuna
 
+from imgcls.sweeps.private_apis import trial_by_number
+
 log = logging.getLogger(__name__)
 
 # Metrics Keras logs at every epoch, so they can be reported while a trial trains.
@@ -17,9 +19,7 @@ PRUNABLE_METRICS = ("val_accuracy", "val_loss")
 
 def load_trial(study_name: str, storage: str, number: int, pruner: optuna.pruners.BasePruner) -> optuna.trial.Trial:
     """The running trial ``number`` of a study in shared storage, as the objective would see it."""
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    return optuna.trial.Trial(study, frozen._trial_id)  # Optuna has no public lookup by number
+    return trial_by_number(optuna.load_study(study_name=study_name, storage=storage, pruner=pruner), number)
 
 
 class ReportToTrial(keras.callbacks.Callback):

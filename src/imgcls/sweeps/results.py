@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -18,25 +21,69 @@ from omegaconf import OmegaConf  # noqa: E402
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path to write; it replaces ``path`` in one step at the end, so processes sharing a study
+    that finish together never leave a half-written file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def rerun_command(base_overrides: list[str], params: dict) -> str:
     """The single ``imgcls-train`` command that trains the given parameters with the sweep's other settings."""
     settings = [*base_overrides, *(f"{name}={value}" for name, value in params.items())]
     return shlex.join(["imgcls-train", *settings])
 
 
+def _epochs(trial: optuna.trial.FrozenTrial) -> int | str:
+    if "epochs_trained" in trial.user_attrs:
+        return trial.user_attrs["epochs_trained"]
+    return len(trial.intermediate_values) or ""
+
+
+def _note(trial: optuna.trial.FrozenTrial) -> str:
+    if "duplicate_of" in trial.user_attrs:
+        return f"repeats trial {trial.user_attrs['duplicate_of']}: not run"
+    return trial.user_attrs.get("fail_reason") or trial.user_attrs.get("pruned_because", "")
+
+
 def write_summary(study: optuna.Study, sweep_dir: Path) -> Path:
-    """sweep_summary.csv: one row per trial with its state, value, parameters and run folder."""
+    """sweep_summary.csv: one row per trial: state, value, parameters, epochs, duration, validation metrics, run folder.
+
+    Only validation metrics: a sweep must never select on the test set.
+    """
     trials = study.get_trials(deepcopy=False)
     names = sorted({name for trial in trials for name in trial.params})
+    metrics = sorted({key for trial in trials for key in trial.user_attrs if key.startswith("val_")})
     path = sweep_dir / "sweep_summary.csv"
-    with open(path, "w", newline="") as f:
+    with replaced_atomically(path) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "state", "value", *names, "run_dir"])
+        writer.writerow(["trial", "state", "value", *names, "epochs_trained", "duration_s", *metrics, "host",
+                         "sampler_seed", "note", "run_dir"])
         for trial in trials:
-            value = "" if trial.value is None else trial.value
-            run_dir = trial.user_attrs.get("run_dir", "")
-            writer.writerow([trial.number, trial.state.name, value, *(trial.params.get(n, "") for n in names), run_dir])
+            attrs = trial.user_attrs
+            duration = "" if trial.duration is None else round(trial.duration.total_seconds(), 1)
+            writer.writerow([
+                trial.number, trial.state.name, "" if trial.value is None else trial.value,
+                *(trial.params.get(n, "") for n in names), _epochs(trial), duration,
+                *(attrs.get(m, "") for m in metrics), attrs.get("host", ""), attrs.get("sampler_seed", ""),
+                _note(trial), attrs.get("run_dir", ""),
+            ])
     return path
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best COMPLETE trial that was run (not a repeat of an earlier one), in the study's direction."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if "duplicate_of" not in t.user_attrs]
+    if not complete:
+        return None
+    pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
+    return pick(complete, key=lambda t: (t.value, -t.number) if pick is max else (t.value, t.number))
 
 
 def write_plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
@@ -58,7 +105,8 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
         path = sweep_dir / f"{name}.png"
-        figure.savefig(path, dpi=100)
+        with replaced_atomically(path) as temporary:
+            figure.savefig(temporary, dpi=100, format="png")
         plt.close(figure)
         written.append(path)
     return written
@@ -67,11 +115,10 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
 def write_results(study: optuna.Study, sweep_dir: Path, base_overrides: list[str]) -> dict | None:
     """optimization_results.yaml, sweep_summary.csv and the plots; log the best trial and how to re-run it."""
     write_summary(study, sweep_dir)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    best = best_trial(study)
+    if best is None:
         log.warning("No trial of study %s completed; nothing to report as best", study.study_name)
         return None
-    best = study.best_trial
     command = rerun_command(base_overrides, best.params)
     results = {
         "name": "optuna",
@@ -84,7 +131,8 @@ def write_results(study: optuna.Study, sweep_dir: Path, base_overrides: list[str
         "trials": {state.name: sum(t.state == state for t in study.trials) for state in optuna.trial.TrialState
                    if any(t.state == state for t in study.trials)},
     }
-    OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+    with replaced_atomically(sweep_dir / "optimization_results.yaml") as temporary:
+        OmegaConf.save(OmegaConf.create(results), temporary)
     write_plots(study, sweep_dir)
     value = "nan" if best.value is None or math.isnan(best.value) else f"{best.value:.4f}"
     log.info("Best trial %d: value %s, params %s", best.number, value, best.params)

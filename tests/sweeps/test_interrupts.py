@@ -1,0 +1,45 @@
+"""A sweep's Ctrl-C or SIGTERM stops a job's work at once, and waits for a safe point anywhere else."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from imgcls.sweeps.interrupts import (
+    SweepInterrupted,
+    interruptible,
+    raise_if_interrupted,
+    signals_raise_interrupted,
+)
+
+
+def test_a_signal_inside_a_jobs_work_stops_it_at_once():
+    with signals_raise_interrupted(), pytest.raises(SweepInterrupted) as stopped, interruptible():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the work went on after the signal")
+    assert stopped.value.signal_name == "SIGTERM" and stopped.value.exit_code == 143
+
+
+def test_a_signal_elsewhere_waits_for_the_next_safe_point_or_job():
+    with signals_raise_interrupted():
+        os.kill(os.getpid(), signal.SIGINT)  # e.g. while Hydra composes a job's config: nothing is raised there
+        with pytest.raises(SweepInterrupted) as stopped:
+            raise_if_interrupted()
+        assert stopped.value.exit_code == 130
+        with pytest.raises(SweepInterrupted), interruptible():
+            raise AssertionError("a job does not start after the signal")
+
+
+def test_a_second_signal_stops_wherever_it_lands():
+    with signals_raise_interrupted(), pytest.raises(SweepInterrupted):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the second Ctrl-C was held back")
+
+
+def test_outside_a_sweep_signals_keep_their_usual_meaning():
+    with interruptible(), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+    raise_if_interrupted()  # nothing pending once the sweep is over
