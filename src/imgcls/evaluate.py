@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from imgcls.cli import run_job
-from imgcls.data.integrity import check_images
+from imgcls.data.integrity import check_images, files_checked_again_on_read_error
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.scan import scan_image_folder
 from imgcls.data.split import whole
@@ -49,10 +49,13 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         test, num_classes=len(class_names), image_size=model_image_size(model), batch_size=cfg.data.batch_size,
         training=False, cache="none",
     )
+    with files_checked_again_on_read_error(test.paths, doing="evaluating", cache_path=cfg.data.integrity_cache,
+                                           max_pixels=cfg.data.max_image_pixels):
+        predictions = predict_split(model, dataset, test.paths, test.labels)
     metrics = write_evaluation(
         output_dir,
         class_names=list(class_names),
-        test=predict_split(model, dataset, test.paths, test.labels),
+        test=predictions,
         extra={"model": str(Path(cfg.model).expanduser().resolve()), "test_dir": str(tree.root)},
         tensorboard_dir=output_dir / "tensorboard" if cfg.tensorboard else None,
     )

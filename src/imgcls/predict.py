@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from imgcls.cli import run_job
-from imgcls.data.integrity import check_images
+from imgcls.data.integrity import check_images, files_checked_again_on_read_error
 from imgcls.data.pipeline import load_image
 from imgcls.data.scan import IMAGE_EXTENSIONS, has_image_extension, list_images
 from imgcls.errors import ConfigError, DataError
@@ -93,7 +93,8 @@ def predict_files(
 ) -> np.ndarray:
     """Class probabilities of each file of ``paths``, in order: float32 of shape ``(len(paths), classes)``.
 
-    Every file must decode (check them first with :func:`imgcls.data.integrity.check_images`).
+    Every file must decode (check them first with :func:`imgcls.data.integrity.check_images`); one that
+    vanished or changed since is a :class:`DataError` naming it.
     With ``tta`` each row is the mean of the probabilities of the image and of its horizontal flip.
     """
     if batch_size < 1:
@@ -104,16 +105,12 @@ def predict_files(
     infer = _inference_function(model, model_image_size(model), tta)
     start = 0
     with tqdm(total=len(paths), desc="Predicting", unit="image", disable=not progress) as bar:
-        try:
+        with files_checked_again_on_read_error(paths, doing="predicting"):
             for images in image_batches(paths, model_image_size(model), batch_size):
                 count = int(images.shape[0])
                 probabilities[start : start + count] = infer(images).numpy()
                 start += count
                 bar.update(count)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as error:
-            raise DataError(
-                f"an image could not be read while predicting (changed since it was checked?): {error.message}"
-            ) from error
     return probabilities
 
 

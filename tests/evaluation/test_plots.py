@@ -39,3 +39,31 @@ def test_training_curves_and_gallery(tmp_path):
     width, height = size(gallery)
     assert width > height, "7 mistakes: 5 columns, 2 rows"
     assert size(misclassified_png([], [], [], []))[0] > 0
+
+
+# Names matplotlib would read as math text ($...$, ^, _, \) or that are long or not Latin; the last is 200 chars.
+ODD_NAMES = ["x$^$", "a_b\\c", "$\\frac{1}{0}$", "ü ñ 中文", "price $5 ^ 10%", "n" * 200]
+
+
+def test_class_names_are_drawn_as_text_not_math():
+    import matplotlib
+
+    before = matplotlib.rcParams["text.parse_math"]
+    n = len(ODD_NAMES)
+    for normalize in (False, True):
+        assert size(confusion_matrix_png(np.eye(n, dtype=int) * 3, ODD_NAMES, normalize=normalize))[0] > 0
+    assert matplotlib.rcParams["text.parse_math"] == before, "the setting is for imgcls's figures only"
+
+
+def test_mistakes_gallery_draws_odd_names(tmp_path):
+    path = tmp_path / "x.png"
+    Image.new("RGB", (20, 20), "red").save(path)
+    png = misclassified_png([str(path)] * 2, ODD_NAMES[:2], ODD_NAMES[-2:], [0.9, 0.8])
+    assert size(png)[0] > 0
+
+
+def test_long_names_are_shortened_for_figures_only():
+    from imgcls.evaluation.plots import LABEL_CHARS, label
+
+    assert label("x$^$") == "x$^$"
+    assert len(label("n" * 200)) == LABEL_CHARS and label("n" * 200).endswith("…")

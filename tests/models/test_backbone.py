@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 from pathlib import Path
 
@@ -109,3 +110,13 @@ def test_warm_start_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
     bogus.write_text("not a model")
     with pytest.raises(WeightsError, match="not an imgcls model to warm-start from"):
         build_backbone(backbone_config("compact_resnet_s", weights=str(bogus)), 32)
+
+
+@pytest.mark.parametrize("constructor", ["builtins.dict", "keras.models.load_model", "os.system"])
+def test_a_constructor_outside_the_whitelist_is_refused_before_it_is_called(constructor, monkeypatch):
+    calls = []
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: calls.append(a))
+    cfg = backbone_config("compact_resnet_s", weights=None, constructor=constructor)
+    with pytest.raises(ConfigError, match=rf"backbone\.constructor={re.escape(constructor)} is not allowed"):
+        build_backbone(cfg, cfg.min_image_size)
+    assert not calls

@@ -1,13 +1,15 @@
 """Find the image files the tf.data pipeline cannot decode, before training starts.
 
 Each file is decoded once with :func:`imgcls.data.pipeline.decode_rgb`, the pipeline's own decoder,
-after its header has been checked against a pixel limit. Verdicts are cached in SQLite, keyed by
-path, size and modification time, so a second scan of an unchanged tree decodes nothing.
-Files are only ever read.
+after its header has been checked against a pixel limit. The SHA-256 of each file that decodes is
+kept too, from the bytes already read, so that files with identical content can be found
+(:mod:`imgcls.data.overlap`). Verdicts and hashes are cached in SQLite, keyed by path, size and
+modification time, so a second scan of an unchanged tree reads nothing. Files are only ever read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -15,7 +17,8 @@ import sqlite3
 import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import PIL
@@ -24,6 +27,7 @@ from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImage
 from tqdm import tqdm
 
 from imgcls.data.pipeline import decode_rgb
+from imgcls.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ LIMIT_SETTING = "data.max_image_pixels"  # named in "too large" reasons: the set
 TF_FORMATS = "JPEG, PNG, GIF, BMP, WebP"
 CHECKER_VERSION = 1  # bump when verdicts change meaning; cached verdicts of other versions are ignored
 _BATCH = 256  # paths looked up, in flight and written to the cache at a time
+_TABLE = "checked_files"  # verdicts with content hashes (version 1 kept verdicts alone in "verdicts")
 
 # Header readers of the formats decode_rgb reads, by leading bytes. They parse the header only and,
 # unlike Image.open, neither warn nor raise at Pillow's global MAX_IMAGE_PIXELS. WebP is read by
@@ -52,12 +57,13 @@ class CheckResult:
 
     ``checked`` files were examined in this call (decoded, or refused from their metadata or header);
     ``cached`` ones are unchanged since an earlier check and were not opened. Together they count
-    the distinct paths.
+    the distinct paths. ``digests`` holds the SHA-256 (hex) of the content of each usable file.
     """
 
     problems: dict[str, str]
     checked: int
     cached: int
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class _Verdict:
     problem: str | None
     stamp: tuple[int, int] | None  # (size, mtime_ns) the verdict holds for; None: do not cache it
     cached: bool = False
+    digest: str | None = None  # SHA-256 of the content of a usable file
 
 
 class _Transient(Exception):
@@ -93,6 +100,7 @@ def check_images(
     unique = list(dict.fromkeys(os.fspath(path) for path in paths))
     cache = _VerdictCache.open(cache_path, _checker(max_pixels)) if cache_path is not None else None
     found: dict[str, str] = {}
+    digests: dict[str, str] = {}
     fresh: list[_Verdict] = []
     checked = cached = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check-images")
@@ -102,6 +110,8 @@ def check_images(
                 bar.update()
                 if verdict.problem is not None:
                     found[verdict.path] = verdict.problem
+                elif verdict.digest is not None:
+                    digests[verdict.path] = verdict.digest
                 if verdict.cached:
                     cached += 1
                     continue
@@ -117,7 +127,47 @@ def check_images(
             cache.store(fresh)  # also what an interrupted scan got through
             cache.close()
     problems = {path: found[path] for path in unique if path in found}
-    return CheckResult(problems=problems, checked=checked, cached=cached)
+    return CheckResult(problems=problems, checked=checked, cached=cached, digests=digests)
+
+
+# What reading or decoding a file in tf.data raises when it vanished, became unreadable or changed.
+READ_ERRORS = (
+    tf.errors.NotFoundError,
+    tf.errors.PermissionDeniedError,
+    tf.errors.InvalidArgumentError,
+    tf.errors.DataLossError,
+)
+SHOWN_CHANGED = 5
+
+
+@contextmanager
+def files_checked_again_on_read_error(
+    paths: Sequence[str],
+    *,
+    doing: str,
+    cache_path: str | Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[None]:
+    """Turn a tf.data read or decode error on one of ``paths`` into a one-line :class:`DataError` naming the files.
+
+    Wrap the loop that iterates a dataset of checked files (training, evaluation, prediction): a
+    file deleted or changed after :func:`check_images` otherwise ends the run with a raw TensorFlow
+    traceback mid-epoch. On such an error ``paths`` are checked again (with ``cache_path``, only the
+    files that changed are opened) and the error names what is now missing or undecodable. When
+    every file still reads, the error was not about the files and is raised unchanged.
+    """
+    try:
+        yield
+    except READ_ERRORS as error:
+        problems = check_images(paths, cache_path=cache_path, max_pixels=max_pixels, progress=False).problems
+        if not problems:
+            raise
+        shown = "; ".join(f"{path}: {reason}" for path, reason in list(problems.items())[:SHOWN_CHANGED])
+        more = f"; and {len(problems) - SHOWN_CHANGED} more" if len(problems) > SHOWN_CHANGED else ""
+        raise DataError(
+            f"{len(problems)} image file(s) vanished or changed since the data scan, while {doing}: "
+            f"{shown}{more}. Leave the files alone during a run, or run again to scan them afresh."
+        ) from error
 
 
 def _checker(max_pixels: int) -> str:
@@ -142,7 +192,7 @@ def _verdicts(
         yield from (future.result() for future in done)
 
 
-def _examine(path: str, known: tuple[int, int, str | None] | None, max_pixels: int) -> _Verdict:
+def _examine(path: str, known: tuple[int, int, str | None, str | None] | None, max_pixels: int) -> _Verdict:
     """The verdict on one file: from the cache when its size and mtime are unchanged, else checked now."""
     try:
         info = os.stat(path)
@@ -150,11 +200,12 @@ def _examine(path: str, known: tuple[int, int, str | None] | None, max_pixels: i
         return _Verdict(path, _missing(path, error), None)
     stamp = (info.st_size, info.st_mtime_ns)
     if known is not None and known[:2] == stamp:
-        return _Verdict(path, known[2], stamp, cached=True)
+        return _Verdict(path, known[2], stamp, cached=True, digest=known[3])
     try:
-        return _Verdict(path, _problem(path, info, max_pixels), stamp)
+        problem, digest = _problem(path, info, max_pixels)
     except _Transient as error:
         return _Verdict(path, str(error), None)
+    return _Verdict(path, problem, stamp, digest=digest)
 
 
 def _missing(path: str, error: OSError) -> str:
@@ -166,14 +217,14 @@ def _missing(path: str, error: OSError) -> str:
     return f"unreadable: {error.strerror or error}"
 
 
-def _problem(path: str, info: os.stat_result, max_pixels: int) -> str | None:
-    """Why the file cannot be used, or None when it decodes."""
+def _problem(path: str, info: os.stat_result, max_pixels: int) -> tuple[str | None, str | None]:
+    """(why the file cannot be used, None) or, when it decodes, (None, SHA-256 of its content)."""
     if stat.S_ISDIR(info.st_mode):
-        return "a directory, not an image file"
+        return "a directory, not an image file", None
     if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (device, FIFO or socket)"  # reading a FIFO would block
+        return "not a regular file (device, FIFO or socket)", None  # reading a FIFO would block
     if info.st_size == 0:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes)", None
     try:
         header = _header_size(path)
     except OSError as error:
@@ -181,7 +232,7 @@ def _problem(path: str, info: os.stat_result, max_pixels: int) -> str | None:
     if header is not None and header[0] > max_pixels:
         pixels, size = header
         shape = f"{size[0]}x{size[1]} = {pixels}" if size else str(pixels)
-        return f"too large: {shape} pixels > {LIMIT_SETTING}={max_pixels}"
+        return f"too large: {shape} pixels > {LIMIT_SETTING}={max_pixels}", None
     try:
         contents = tf.io.read_file(path)
     except tf.errors.OpError as error:
@@ -189,10 +240,10 @@ def _problem(path: str, info: os.stat_result, max_pixels: int) -> str | None:
     try:
         decode_rgb(contents)
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
-        return _decode_problem(_tf_message(error), contents.numpy()[:512])
+        return _decode_problem(_tf_message(error), contents.numpy()[:512]), None
     except tf.errors.OpError as error:  # out of memory and the like: says nothing about the file
         raise _Transient(f"could not be decoded now ({type(error).__name__}): {_tf_message(error)}") from error
-    return None
+    return None, hashlib.sha256(contents.numpy()).hexdigest()
 
 
 def _header_size(path: str) -> tuple[int, tuple[int, int] | None] | None:
@@ -283,40 +334,41 @@ class _VerdictCache:
             location.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(location, timeout=60)
             db.execute("PRAGMA journal_mode=WAL")  # readers and one writer at a time across processes
-            with db:
+            with db:  # a table of its own: older versions of this module keep using "verdicts" alongside
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS verdicts (path TEXT NOT NULL, checker TEXT NOT NULL, "
-                    "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, problem TEXT, PRIMARY KEY (path, checker))"
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} (path TEXT NOT NULL, checker TEXT NOT NULL, "
+                    "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, problem TEXT, sha256 TEXT, "
+                    "PRIMARY KEY (path, checker))"
                 )
         except (OSError, sqlite3.Error) as error:
             log.warning("Integrity cache %s cannot be used (%s); checking every file.", location, error)
             return None
         return cls(db, checker, location)
 
-    def lookup(self, paths: list[str]) -> dict[str, tuple[int, int, str | None]]:
-        """(size, mtime_ns, problem) of the cached verdicts on ``paths``, by path as given."""
+    def lookup(self, paths: list[str]) -> dict[str, tuple[int, int, str | None, str | None]]:
+        """(size, mtime_ns, problem, sha256) of the cached verdicts on ``paths``, by path as given."""
         if self._db is None:
             return {}
         given = {os.path.abspath(path): path for path in paths}
         marks = ",".join("?" * len(given))
         try:
             rows = self._db.execute(
-                f"SELECT path, size, mtime_ns, problem FROM verdicts WHERE checker = ? AND path IN ({marks})",
+                f"SELECT path, size, mtime_ns, problem, sha256 FROM {_TABLE} WHERE checker = ? AND path IN ({marks})",
                 [self._checker, *given],
             ).fetchall()
         except sqlite3.Error as error:
             self._give_up(error)
             return {}
-        return {given[key]: (size, mtime_ns, problem) for key, size, mtime_ns, problem in rows}
+        return {given[key]: (size, mtime_ns, problem, digest) for key, size, mtime_ns, problem, digest in rows}
 
     def store(self, verdicts: list[_Verdict]) -> None:
         """Record ``verdicts`` in one short transaction."""
         if self._db is None or not verdicts:
             return
-        rows = [(os.path.abspath(v.path), self._checker, *v.stamp, v.problem) for v in verdicts if v.stamp]
+        rows = [(os.path.abspath(v.path), self._checker, *v.stamp, v.problem, v.digest) for v in verdicts if v.stamp]
         try:
             with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as error:
             self._give_up(error)
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from imgcls.data.augment import BatchAugmentation
 from imgcls.data.split import Subset
-from imgcls.errors import ConfigError
+from imgcls.errors import ConfigError, DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_MODES = ("none", "memory", "disk")
@@ -57,7 +57,13 @@ def disk_cache_prefix(cache_dir: str | Path, subset: Subset, image_size: int, na
     """A tf.data cache file prefix that changes whenever the files, their labels or the image size change."""
     digest = hashlib.sha256(f"{image_size}".encode())
     for path, label in zip(subset.paths, subset.labels):
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError as error:
+            raise DataError(
+                f"{path}: {error.strerror or error} (vanished since the data scan). Leave the files alone "
+                "during a run, or run again to scan them afresh."
+            ) from error
         digest.update(f"\n{path}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return Path(cache_dir).expanduser() / f"{name}-{image_size}px-{digest.hexdigest()[:16]}"
 
@@ -86,6 +92,10 @@ def make_dataset(
     decoding, which holds no images. Training batches then go through ``batch_augmentation`` when
     given (as float32, see :class:`BatchAugmentation`); evaluation batches keep the file order
     and are never augmented.
+
+    A file that vanishes or changes after the data scan fails the iteration with a TensorFlow error;
+    iterate inside :func:`imgcls.data.integrity.files_checked_again_on_read_error` to end it with a
+    one-line :class:`DataError` naming the file instead.
     """
     if cache not in CACHE_MODES:
         raise ConfigError(f"data.cache must be one of {CACHE_MODES}, got {cache!r}.")

@@ -10,6 +10,7 @@ from typing import Any
 from imgcls.data.demo import ensure_digits_dataset
 from imgcls.data.integrity import check_images
 from imgcls.data.manifest import build_manifest, write_manifest
+from imgcls.data.overlap import check_distinct_trees, check_on_overlap, find_overlap, handle_overlap
 from imgcls.data.quarantine import check_quarantine_dir, quarantine_files
 from imgcls.data.report import build_report, log_summary, write_report
 from imgcls.data.scan import ImageFolder, classes_without_images, scan_image_folder
@@ -59,10 +60,14 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
 
     Writes ``data_report.json`` and ``manifest.json`` to ``output_dir``. Unusable files are
     left out (``on_corrupt=skip``), stop the run (``fail``) or are moved to ``quarantine_dir``
-    (``quarantine``); user files are never changed otherwise.
+    (``quarantine``); user files are never changed otherwise. Test files that are also training
+    files, and duplicates inside the training tree, are logged and reported; with
+    ``on_overlap=fail`` test files in the training set stop the run.
     """
     if cfg.on_corrupt not in ON_CORRUPT:
         raise ConfigError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {cfg.on_corrupt!r}.")
+    on_overlap = check_on_overlap(cfg.get("on_overlap", "warn"))
+    check_distinct_trees(cfg.train_dir, cfg.test_dir)
     trees = scan_trees(cfg)
     roots = {name: tree.root for name, tree in trees.items()}
     destination = check_quarantine_dir(cfg.quarantine_dir, roots) if cfg.on_corrupt == "quarantine" else None
@@ -73,8 +78,9 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
         "Integrity check: %d files, %d checked, %d unchanged since an earlier check, %d unusable",
         len(all_paths), result.checked, result.cached, len(result.problems),
     )
-    quarantined = quarantine_files(result.problems, roots, destination) if destination and result.problems else []
+    moves = quarantine_files(result.problems, roots, destination) if destination and result.problems else None
     trees = {name: tree.without(result.problems) for name, tree in trees.items()}
+    overlap = find_overlap(trees["train"].paths, trees["test"].paths, result.digests)
 
     report_path = output_dir / "data_report.json"
     report = build_report(
@@ -82,10 +88,13 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
         on_corrupt=cfg.on_corrupt,
         integrity={"files": len(all_paths), "checked": result.checked, "from_cache": result.cached,
                    "unusable": len(result.problems)},
-        quarantined=quarantined,
+        quarantined=moves.moved if moves else [],
+        not_quarantined=moves.not_quarantined if moves else [],
     )
+    report["overlap"] = overlap.as_report()
     write_report(report_path, report)
     log_summary(report, report_path)
+    handle_overlap(overlap, on_overlap, report_path)
 
     if cfg.on_corrupt == "fail" and result.problems:
         raise DataError(

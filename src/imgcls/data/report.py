@@ -25,6 +25,7 @@ def build_report(
     on_corrupt: str,
     integrity: dict[str, int],
     quarantined: list[dict[str, str]],
+    not_quarantined: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Everything a user needs to trust the data: usable counts, every file left out and why, odd classes."""
     train, test = trees["train"], trees["test"]
@@ -44,6 +45,8 @@ def build_report(
         "classes_without_usable_images": {name: classes_without_images(tree) for name, tree in trees.items()},
         "classes_only_in_train": [name for name in train.class_names if test_counts.get(name, 0) == 0],
         "quarantined": quarantined,
+        # Files data.on_corrupt=quarantine could not move safely: left in place, left out of training.
+        "not_quarantined": list(not_quarantined or []),
     }
 
 

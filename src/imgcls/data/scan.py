@@ -62,20 +62,56 @@ def discover_classes(root: str | Path, *, what: str = "data.train_dir") -> tuple
     return classes
 
 
-def _list_class_folder(class_dir: Path, skipped: dict[str, str], seen_files: dict[str, str]) -> list[str]:
-    """Image files under ``class_dir``, following symlinks once, in sorted order."""
+def _link_leaves_class(path: str, class_real: Path, tree_real: Path) -> str | None:
+    """Why the symlink ``path`` is not followed, or None when it may be.
+
+    A link is followed when it resolves inside its own class folder, or to a place outside the
+    tree that does not contain it. A link to another class, to the tree root or to any folder
+    that holds the class folder (an ancestor) would label another class's images as this class.
+    """
+    target = Path(os.path.realpath(path))
+    if target.is_relative_to(class_real):
+        return None
+    if class_real.is_relative_to(target):
+        return f"symlink leads out of its class folder (to {target}, a folder holding {class_real.name}/); not followed"
+    if target.is_relative_to(tree_real):
+        other = target.relative_to(tree_real).parts[0]
+        return f"symlink leads out of its class folder (to {target}, in class {other}/); not followed"
+    return None
+
+
+def _list_class_folder(
+    class_dir: Path, skipped: dict[str, str], seen_files: dict[str, str], tree_root: Path | None = None
+) -> list[str]:
+    """Image files under ``class_dir``, following symlinks once, in sorted order.
+
+    Symlinks that lead to another class, the tree root or an ancestor are not followed and are
+    recorded in ``skipped`` (see :func:`_link_leaves_class`), so a file is labelled by its own class
+    or not at all.
+    """
     images = []
     seen_dirs = set()
+    class_real = Path(os.path.realpath(class_dir))
+    tree_real = Path(os.path.realpath(tree_root if tree_root is not None else class_dir))
     for folder, dirs, files in os.walk(class_dir, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen_dirs:  # a symlink loop, or two links to one folder
             dirs[:] = []
             continue
         seen_dirs.add(real)
-        dirs[:] = sorted(d for d in dirs if not _is_hidden_or_system(d))
+        kept = []
+        for d in sorted(d for d in dirs if not _is_hidden_or_system(d)):
+            link = os.path.join(folder, d)
+            reason = _link_leaves_class(link, class_real, tree_real) if os.path.islink(link) else None
+            if reason:
+                skipped[link] = reason
+            else:
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             path = os.path.join(folder, name)
-            reason = _why_not_an_image(path, name, seen_files)
+            leaves = os.path.islink(path) and os.path.exists(path) and _link_leaves_class(path, class_real, tree_real)
+            reason = leaves or _why_not_an_image(path, name, seen_files)
             if reason:
                 skipped[path] = reason
             else:
@@ -112,7 +148,8 @@ def has_image_extension(name: str) -> bool:
 def scan_image_folder(
     root: str | Path, class_names: tuple[str, ...] | None = None, *, what: str = "data.train_dir"
 ) -> ImageFolder:
-    """List the images of every class folder under ``root``; nested folders and symlinks are followed.
+    """List the images of every class folder under ``root``; nested folders and symlinks are followed,
+    except symlinks that lead to another class, the tree root or an ancestor (skipped, with the reason).
 
     ``class_names`` fixes the class order (a test tree is read in the training tree's order); without
     it the classes are the sorted sub-folder names. A class folder of ``root`` that is not in
@@ -133,7 +170,7 @@ def scan_image_folder(
     skipped: dict[str, str] = {}
     seen_files: dict[str, str] = {}
     for index, name in enumerate(class_names):
-        files = _list_class_folder(root / name, skipped, seen_files) if (root / name).is_dir() else []
+        files = _list_class_folder(root / name, skipped, seen_files, root) if (root / name).is_dir() else []
         paths.extend(files)
         labels.extend([index] * len(files))
     return ImageFolder(root, tuple(class_names), tuple(paths), np.asarray(labels, dtype=np.int64), skipped)

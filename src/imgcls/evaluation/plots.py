@@ -1,10 +1,15 @@
-"""Figures of a run, drawn with matplotlib's non-interactive Agg backend (works on headless machines)."""
+"""Figures of a run, drawn with matplotlib's non-interactive Agg backend (works on headless machines).
+
+Class names are text: they are drawn as written, never parsed as math (``$``, ``^``, ``_``, ``\\``), and
+names longer than :data:`LABEL_CHARS` are shortened in the figures only (CSV and JSON files keep them whole).
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -15,6 +20,27 @@ from PIL import Image  # noqa: E402
 
 # Above this many classes cell values and full-size tick labels no longer fit; the picture still does.
 ANNOTATED_CLASSES = 30
+# Longest class name drawn whole; longer ones end in "…" in figures.
+LABEL_CHARS = 40
+# Drawing settings of every figure here, for the figure only (not the rest of the user's process).
+TEXT_ONLY = {"text.parse_math": False}
+
+
+def _as_text(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Run ``draw`` (which builds and saves one figure) with math-text parsing off, so labels are literal."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> bytes:
+        with matplotlib.rc_context(TEXT_ONLY):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def label(name: str, limit: int = LABEL_CHARS) -> str:
+    """``name`` as drawn in a figure: whole up to ``limit`` characters, otherwise its start and "…"."""
+    name = str(name)
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _png(fig) -> bytes:
@@ -24,6 +50,7 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+@_as_text
 def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, normalize: bool = False) -> bytes:
     """The confusion matrix (rows: true class, columns: predicted) as PNG bytes.
 
@@ -40,8 +67,9 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, norm
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     font = 10 if n <= ANNOTATED_CLASSES else max(4, int(600 / n))
-    ax.set_xticks(range(n), class_names, rotation=90, fontsize=font)
-    ax.set_yticks(range(n), class_names, fontsize=font)
+    names = [label(name) for name in class_names]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=font)
+    ax.set_yticks(range(n), names, fontsize=font)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title("Test confusion matrix" + (" (share of each true class)" if normalize else " (images)"))
@@ -54,6 +82,7 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], *, norm
     return _png(fig)
 
 
+@_as_text
 def training_curves_png(history: dict[str, list[float]], epochs_per_phase: dict[str, int]) -> bytes:
     """Loss and accuracy per epoch (training and validation) over both phases, phase starts marked."""
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
@@ -76,6 +105,7 @@ def training_curves_png(history: dict[str, list[float]], epochs_per_phase: dict[
     return _png(fig)
 
 
+@_as_text
 def misclassified_png(
     paths: Sequence[str], true_names: Sequence[str], predicted_names: Sequence[str], confidences: Sequence[float],
     *, thumbnail: int = 160,
@@ -97,6 +127,7 @@ def misclassified_png(
             picture = image.convert("RGB")
             picture.thumbnail((thumbnail, thumbnail))
         ax.imshow(np.asarray(picture))
-        ax.set_title(f"true: {true}\npredicted: {predicted} ({confidence:.0%})", fontsize=9, color="firebrick")
+        ax.set_title(f"true: {label(true, 24)}\npredicted: {label(predicted, 24)} ({confidence:.0%})", fontsize=9,
+                     color="firebrick")
     fig.suptitle("Most confident mistakes on the test set")
     return _png(fig)

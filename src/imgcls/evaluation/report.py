@@ -113,8 +113,8 @@ def write_evaluation(
         test_per_class={name: report_table[name] for name in class_names},
         **(extra or {}),
     )
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    (output_dir / "classification_report.txt").write_text(report_text)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output_dir / "classification_report.txt").write_text(report_text, encoding="utf-8")
     write_predictions_csv(output_dir / "predictions.csv", test, class_names)
     figures = _write_figures(output_dir, test, class_names)
     if tensorboard_dir is not None:

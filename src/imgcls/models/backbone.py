@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
-from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from imgcls.errors import ConfigError, WeightsError
 from imgcls.resolvers import means_random_init
+from imgcls.targets import trusted_callable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def build_backbone(cfg: Any, image_size: int) -> keras.Model:
             f"data.image_size={image_size} is below {cfg.name}'s minimum of {cfg.min_image_size} px. "
             f"Use data.image_size={cfg.min_image_size} or larger."
         )
-    constructor = get_method(cfg.constructor)
+    constructor = trusted_callable(cfg.constructor, "backbone.constructor")
     weights = resolve_weights(cfg.weights)
     try:
         backbone = constructor(
