@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -52,6 +53,21 @@ def kill_when(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@contextmanager
+def small_disk(mount_point: Path, size: str = "1m"):
+    """A tmpfs of ``size`` mounted at ``mount_point`` (root only; skips the test where it cannot be mounted)."""
+    import pytest
+
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def tiny_classifier(class_names: Sequence[str], preprocessing: str, *, spread: bool = True):

@@ -1,15 +1,18 @@
-"""Interrupted and diverged runs: a SIGKILLed run resumes where it stopped; a NaN run ends cleanly."""
+"""Interrupted and diverged runs: a SIGKILLed run resumes where it stopped; a NaN run ends cleanly;
+a resume that would mix runs, a fresh run in a used folder, a damaged backup and a full disk."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
-from helpers import kill_when
+from helpers import kill_when, run_entrypoint, small_disk
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +90,124 @@ def test_diverging_run_ends_with_a_clear_error_and_keeps_checkpoints(image_datas
     assert "Traceback" not in output
     assert (run_dir / "checkpoints").is_dir()
     assert not (run_dir / "model.keras").exists()
+
+
+# phase1 of 3 epochs, killed after 2: its backup holds epoch 2 (latest) and epoch 1 (previous)
+INTERRUPTED_PHASES = ("train.phases.phase1.epochs=3", "train.phases.phase2.epochs=1")
+
+
+def interrupted_overrides(image_dataset, run_dir, *extra):
+    return [
+        "debug=tiny", "data.batch_size=4", *INTERRUPTED_PHASES, "train.early_stopping.patience=10", *NO_AUGMENTATION,
+        f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
+        f"hydra.run.dir={run_dir}", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(image_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("interrupted")
+    process = start(interrupted_overrides(image_dataset, root / "run"), root)
+    kill_when(process, lambda: len(history_epochs(root / "run")) >= 2)
+    return root / "run"
+
+
+@pytest.fixture
+def interrupted_copy(interrupted_run, tmp_path):
+    """A fresh copy of a run SIGKILLed after 2 of phase1's 3 epochs."""
+    shutil.copytree(interrupted_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def folder_contents(run_dir):
+    return {str(p.relative_to(run_dir)): p.stat().st_size for p in run_dir.rglob("*") if ".hydra" not in p.parts
+            and p.name != "train.log"}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    (("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4"),
+     "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001"),
+    (("backbone=compact_resnet_s",), "backbone.name mobilenetv3small -> compact_resnet_s"),
+], ids=["settings", "backbone"])
+def test_resume_with_other_settings_is_refused_before_anything_is_loaded(interrupted_copy, image_dataset, changes,
+                                                                        expected):
+    before = folder_contents(interrupted_copy)
+    result = run_entrypoint(
+        "imgcls.train", interrupted_overrides(image_dataset, interrupted_copy, "resume=true", *changes),
+        interrupted_copy.parent,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert expected in output and "hydra.run.dir=<new folder>" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert folder_contents(interrupted_copy) == before, "the refused run writes nothing into the folder"
+
+
+def test_a_truncated_backup_falls_back_and_a_finished_folder_is_not_trained_again(interrupted_copy, image_dataset):
+    run_dir = interrupted_copy
+    backup = run_dir / "checkpoints" / "phase1"
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    assert (metadata["epoch"], metadata["previous"]["epoch"]) == (2, 1)
+    latest = backup / metadata["weights"]
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # as a kill during the write would
+
+    resumed = run_entrypoint("imgcls.train", interrupted_overrides(image_dataset, run_dir, "resume=true"), run_dir.parent)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert "cannot be read" in output and "Resumed from the previous backup" in output
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_per_phase"] == {"phase1": 3, "phase2": 1}
+
+    finished = folder_contents(run_dir)
+    for again, message in ((), "already holds a run"), (("resume=true",), "has finished"):
+        result = run_entrypoint("imgcls.train", interrupted_overrides(image_dataset, run_dir, *again), run_dir.parent)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output[-3000:]
+        assert message in output and "hydra.run.dir" in output and str(run_dir) in output
+        assert folder_contents(run_dir) == finished, "no second history or TensorBoard log in the folder"
+
+
+def test_resume_of_a_folder_without_checkpoints_is_refused(image_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_entrypoint("imgcls.train", overrides(image_dataset, run_dir, "resume=true"), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "holds no checkpoints to continue" in output and "without resume=true" in output
+    assert not (run_dir / "history.csv").exists() and not (run_dir / "checkpoints").exists()
+
+
+def test_a_full_disk_ends_with_one_line_and_the_run_resumes_after_freeing_space(image_dataset, tmp_path):
+    with small_disk(tmp_path / "disk", "96m") as disk:
+        run_dir = disk / "run"
+        process = start(overrides(image_dataset, run_dir), tmp_path)
+        filler = disk / "filler"
+
+        def fill_after_the_first_epoch():
+            if len(history_epochs(run_dir)) < 1:
+                return False
+            with open(filler, "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * (1 << 20))
+                        f.flush()
+                except OSError:
+                    pass
+            return True
+
+        output = ""
+        try:
+            while not fill_after_the_first_epoch():
+                assert process.poll() is None, process.stdout.read()[-3000:]
+                time.sleep(0.05)
+            output = process.communicate(timeout=300)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 2, output[-3000:]
+        assert f"No space left on the device of the run folder {run_dir}" in output
+        assert "resume=true" in output
+        filler.unlink()
+
+        resumed = run_entrypoint("imgcls.train", overrides(image_dataset, run_dir, "resume=true"), tmp_path)
+        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+        assert history_epochs(run_dir) == list(range(4))
+        assert (run_dir / "model.keras").is_file()

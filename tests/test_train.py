@@ -142,6 +142,19 @@ def test_same_seed_same_result(tiny_config, tmp_path):
     assert first["test_loss"] == second["test_loss"]
 
 
+def test_runs_in_one_process_name_their_layers_alike(tiny_config, tmp_path, caplog):
+    """A sweep's trials run in one process. A layer name that Keras made up (MobileNetV3Small's last
+    ReLU, as model.summary() in a fresh process shows it) must name the same layer in every trial."""
+    cfg = ["train.phases.phase1.epochs=0", "train.phases.phase2.unfreeze_from=re_lu_13", "augmentation=none",
+           "mixup=none", "seed=3"]
+    with caplog.at_level(logging.INFO, logger="imgcls"):
+        first = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'a'}"]))
+        second = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'b'}"]))
+    phases = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phase2: epochs")]
+    assert len(phases) == 2 and phases[0] == phases[1], "both runs train the same layers"
+    assert first["val_loss"] == second["val_loss"] and first["test_loss"] == second["test_loss"]
+
+
 def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -156,3 +169,25 @@ def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_p
     evaluation.Reload()
     (value,) = evaluation.Tensors("val_accuracy")
     assert float(tf.make_ndarray(value.tensor_proto)) == pytest.approx(metrics["val_accuracy"])
+
+
+def test_a_file_deleted_after_the_scan_ends_the_run_with_one_line(compose_config, make_image_tree, tmp_path,
+                                                                   monkeypatch):
+    import imgcls.train
+
+    data = tmp_path / "data"
+    make_image_tree(data / "training_set", per_class=12, seed=1)
+    make_image_tree(data / "test_set", per_class=4, seed=2)
+    victim = data / "training_set" / "dog" / "img_003.png"
+    train_phases = imgcls.train.train_phases
+
+    def delete_then_train(*args, **kwargs):
+        victim.unlink()  # e.g. a sync tool or another job removes it while the run starts
+        return train_phases(*args, **kwargs)
+
+    monkeypatch.setattr(imgcls.train, "train_phases", delete_then_train)
+    cfg = compose_config(["debug=tiny", f"data.train_dir={data / 'training_set'}", f"data.test_dir={data / 'test_set'}",
+                          f"paths.output_dir={tmp_path / 'run'}", "data.cache=none"])
+    with pytest.raises(DataError, match=r"1 image file\(s\) vanished or changed since the data scan, while training: "
+                                        r".*img_003.png"):
+        train(cfg)

@@ -15,3 +15,7 @@ class DataError(ImgclsError):
 
 class WeightsError(ImgclsError):
     """Backbone weights cannot be obtained or do not fit the architecture."""
+
+
+class DiskFullError(ImgclsError):
+    """The disk filled up while the run wrote its folder; it can be resumed once space is freed."""

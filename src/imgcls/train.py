@@ -15,9 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.cli import run_job
+from imgcls.data.integrity import files_checked_again_on_read_error
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
-from imgcls.errors import ConfigError
+from imgcls.errors import ConfigError, DiskFullError
 from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
@@ -29,6 +30,8 @@ from imgcls.training.augmentation_placement import AugmentationPlacement
 from imgcls.training.phases import FitSettings, phase_plans, train_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
+from imgcls.training.run_folder import check_run_folder, is_out_of_space, run_fingerprint
+from imgcls.training.session import start_clean_session
 from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
@@ -68,6 +71,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
     check_config(cfg)
     started = time.monotonic()
+    # A sweep's trials share this process (Hydra's basic launcher): each starts from a clean Keras state, so
+    # layer names do not depend on earlier runs, whose graphs are freed. Before seeding, which clearing undoes.
+    start_clean_session()
     seed_everything(cfg.seed, cfg.train.deterministic)
     policy = apply_precision(cfg.precision)
     strategy = build(cfg.strategy)  # before other TensorFlow work: a multi-worker strategy must come first
@@ -81,8 +87,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Only the chief writes the run folder; other workers compute the same but write into a temporary folder.
     with worker_output_dir(strategy, Path(cfg.paths.output_dir)) as output_dir:
         output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-        return _train(cfg, strategy, output_dir, policy=policy, started=started)
+        check_run_folder(output_dir, cfg, output_dir / "checkpoints" / "state.json")  # before writing into it
+        try:
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+            return _train(cfg, strategy, output_dir, policy=policy, started=started)
+        except Exception as error:
+            if not is_out_of_space(error):
+                raise
+            raise DiskFullError(
+                f"No space left on the device of the run folder {output_dir}. Free space, then continue the run "
+                f"where its last checkpoint left it: resume=true hydra.run.dir={output_dir}"
+            ) from error
 
 
 def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float) -> dict[str, Any]:
@@ -133,21 +148,29 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         freeze_batchnorm=recipe.freeze_batchnorm,
         jit_compile=cfg.train.jit_compile,
         log_dir=output_dir if cfg.train.tensorboard else None,
-        checkpoints=PhaseCheckpoints(output_dir / "checkpoints", resume=cfg.resume),
+        checkpoints=PhaseCheckpoints(
+            output_dir / "checkpoints", resume=cfg.resume, fingerprint=run_fingerprint(cfg, output_dir / "manifest.json")
+        ),
         extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
-    epochs = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
+    with files_checked_again_on_read_error(data.train.paths + data.val.paths, doing="training",
+                                           cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels):
+        epochs = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
     write_training_curves(output_dir, epochs)
+    with files_checked_again_on_read_error(data.val.paths + data.test.paths, doing="evaluating",
+                                           cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels):
+        val = predict_split(model, val_ds, data.val.paths, data.val.labels, tta=cfg.eval.tta)
+        test = predict_split(model, test_ds, data.test.paths, data.test.labels, tta=cfg.eval.tta)
     metrics = write_evaluation(
         output_dir,
         class_names=list(class_names),
-        val=predict_split(model, val_ds, data.val.paths, data.val.labels, tta=cfg.eval.tta),
-        test=predict_split(model, test_ds, data.test.paths, data.test.labels, tta=cfg.eval.tta),
+        val=val,
+        test=test,
         extra=dict(
             hparams=OmegaConf.to_container(cfg.hparams, resolve=True),
             epochs_trained=sum(epochs.values()),

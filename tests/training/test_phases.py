@@ -88,9 +88,10 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
         fit_phase(model, plan, settings, train_ds=train_ds, val_ds=train_ds, initial_epoch=0,
                   strategy=tf.distribute.get_strategy())
     backup = tmp_path / "checkpoints" / "phase1"
-    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 1
     restored, _ = classifier(seed=1)
-    restored.load_weights(backup / "latest.weights.h5", skip_mismatch=True)
+    restored.load_weights(backup / metadata["weights"], skip_mismatch=True)
     assert all(np.isfinite(w.numpy()).all() for w in restored.weights)
 
 

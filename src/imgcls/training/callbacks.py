@@ -1,4 +1,4 @@
-"""Callbacks that make a run stop cleanly on divergence and resumable after an interruption."""
+"""Callbacks that make a run stop cleanly on divergence (the epoch backup is in checkpoints.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import keras
 WATCHED = ("loss", "val_loss")
 
 
-def _non_finite(logs: dict | None) -> bool:
+def non_finite(logs: dict | None) -> bool:
     return any(key in (logs or {}) and not math.isfinite(float(logs[key])) for key in WATCHED)
 
 
@@ -25,23 +25,12 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
-        if self.diverged_at is None and _non_finite(logs):
+        if self.diverged_at is None and non_finite(logs):
             self.diverged_at = f"epoch {self.epoch + 1}, batch {batch + 1}"
         super().on_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged_at is None and _non_finite(logs):
+        if self.diverged_at is None and non_finite(logs):
             self.diverged_at = f"epoch {epoch + 1}, validation"
             self.model.stop_training = True
 
-
-class EpochBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore at epoch ends that never overwrites a good backup with a diverged model,
-    and keeps its files when training ends (the run removes them once it has finished)."""
-
-    def __init__(self, backup_dir: str):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not _non_finite(logs):
-            super().on_epoch_end(epoch, logs)
