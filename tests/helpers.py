@@ -36,6 +36,24 @@ def run_entrypoint(
     )
 
 
+def data_config(root: Path, tmp_path: Path, **overrides) -> DictConfig:
+    """A ``data`` config node for ``root/training_set`` and ``root/test_set`` with its caches in ``tmp_path``."""
+    from omegaconf import OmegaConf
+
+    cfg = {
+        "demo_root": str(tmp_path / "no-demo"),
+        "train_dir": str(root / "training_set"),
+        "test_dir": str(root / "test_set"),
+        "val_split": 0.25,
+        "on_corrupt": "skip",
+        "on_overlap": "warn",
+        "quarantine_dir": None,
+        "max_image_pixels": 89478485,
+        "integrity_cache": str(tmp_path / "integrity.sqlite"),
+    }
+    return OmegaConf.create({**cfg, **overrides})
+
+
 def kill_when(
     process: subprocess.Popen, reached: Callable[[], bool], *, timeout: float = 300, poll: float = 0.05,
     signal_number: int = signal.SIGKILL,

@@ -6,24 +6,10 @@ import json
 import logging
 
 import pytest
-from omegaconf import OmegaConf
+from helpers import data_config
 
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, DataError
-
-
-def data_config(root, tmp_path, **overrides):
-    cfg = {
-        "demo_root": str(tmp_path / "no-demo"),
-        "train_dir": str(root / "training_set"),
-        "test_dir": str(root / "test_set"),
-        "val_split": 0.25,
-        "on_corrupt": "skip",
-        "quarantine_dir": None,
-        "max_image_pixels": 89478485,
-        "integrity_cache": str(tmp_path / "integrity.sqlite"),
-    }
-    return OmegaConf.create({**cfg, **overrides})
 
 
 @pytest.fixture
