@@ -11,8 +11,8 @@ one epoch at 32 px on real images, scikit-learn's digits (the demo's data), 40 t
 images a digit, batch 8. It samples the process's resident memory (VmRSS) and peak resident memory
 (VmHWM, from /proc/<pid>/status) every 0.2 s, prints both at the moment each trial's run folder gets
 its metrics.json, and the peak after the last trial over the peak after the 2nd. Target (issue 11):
-<= 1.2. An imgcls trial costs about 30 s of CPU however small its data (two traces of the training step,
-the evaluation figures), so the trials are as short as they get.
+<= 1.2. An imgcls trial costs about 25 s of CPU however small its data (two traces of the
+training step, the evaluation figures), so the trials are as short as they get.
 
 Arms (--arms): the same sweep in separate processes that run at the same time, one a core:
 
@@ -23,7 +23,7 @@ Arms (--arms): the same sweep in separate processes that run at the same time, o
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/sweep_memory.py          # imgcls and none: ~11 min on 2 idle cores, 21 on busy ones
+    .venv/bin/python benchmarks/sweep_memory.py          # imgcls and none, 20 trials: about 9 min on 2 cores
     .venv/bin/python benchmarks/sweep_memory.py --arms imgcls,keras-only,none
     .venv/bin/python benchmarks/sweep_memory.py --quick  # 4 trials, a smoke run
 """
