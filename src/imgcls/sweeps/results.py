@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -18,19 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from imgcls.atomic_files import write_atomically  # noqa: E402
+
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def replaced_atomically(path: Path) -> Iterator[Path]:
-    """A temporary path to write; it replaces ``path`` in one step at the end, so processes sharing a study
-    that finish together never leave a half-written file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def rerun_command(base_overrides: list[str], params: dict) -> str:
@@ -51,6 +38,11 @@ def _note(trial: optuna.trial.FrozenTrial) -> str:
     return trial.user_attrs.get("fail_reason") or trial.user_attrs.get("pruned_because", "")
 
 
+def _write_csv(path: Path, rows: list[list]) -> None:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
 def write_summary(study: optuna.Study, sweep_dir: Path) -> Path:
     """sweep_summary.csv: one row per trial: state, value, parameters, epochs, duration, validation metrics, run folder.
 
@@ -60,19 +52,18 @@ def write_summary(study: optuna.Study, sweep_dir: Path) -> Path:
     names = sorted({name for trial in trials for name in trial.params})
     metrics = sorted({key for trial in trials for key in trial.user_attrs if key.startswith("val_")})
     path = sweep_dir / "sweep_summary.csv"
-    with replaced_atomically(path) as temporary, open(temporary, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["trial", "state", "value", *names, "epochs_trained", "duration_s", *metrics, "host",
-                         "sampler_seed", "note", "run_dir"])
-        for trial in trials:
-            attrs = trial.user_attrs
-            duration = "" if trial.duration is None else round(trial.duration.total_seconds(), 1)
-            writer.writerow([
-                trial.number, trial.state.name, "" if trial.value is None else trial.value,
-                *(trial.params.get(n, "") for n in names), _epochs(trial), duration,
-                *(attrs.get(m, "") for m in metrics), attrs.get("host", ""), attrs.get("sampler_seed", ""),
-                _note(trial), attrs.get("run_dir", ""),
-            ])
+    rows = [["trial", "state", "value", *names, "epochs_trained", "duration_s", *metrics, "host", "sampler_seed",
+             "note", "run_dir"]]
+    for trial in trials:
+        attrs = trial.user_attrs
+        duration = "" if trial.duration is None else round(trial.duration.total_seconds(), 1)
+        rows.append([
+            trial.number, trial.state.name, "" if trial.value is None else trial.value,
+            *(trial.params.get(n, "") for n in names), _epochs(trial), duration,
+            *(attrs.get(m, "") for m in metrics), attrs.get("host", ""), attrs.get("sampler_seed", ""),
+            _note(trial), attrs.get("run_dir", ""),
+        ])
+    write_atomically(path, lambda partial: _write_csv(partial, rows))  # processes sharing a study write it too
     return path
 
 
@@ -105,8 +96,7 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
         path = sweep_dir / f"{name}.png"
-        with replaced_atomically(path) as temporary:
-            figure.savefig(temporary, dpi=100, format="png")
+        write_atomically(path, lambda partial: figure.savefig(partial, dpi=100, format="png"))
         plt.close(figure)
         written.append(path)
     return written
@@ -131,8 +121,8 @@ def write_results(study: optuna.Study, sweep_dir: Path, base_overrides: list[str
         "trials": {state.name: sum(t.state == state for t in study.trials) for state in optuna.trial.TrialState
                    if any(t.state == state for t in study.trials)},
     }
-    with replaced_atomically(sweep_dir / "optimization_results.yaml") as temporary:
-        OmegaConf.save(OmegaConf.create(results), temporary)
+    write_atomically(sweep_dir / "optimization_results.yaml",
+                     lambda partial: OmegaConf.save(OmegaConf.create(results), partial))
     write_plots(study, sweep_dir)
     value = "nan" if best.value is None or math.isnan(best.value) else f"{best.value:.4f}"
     log.info("Best trial %d: value %s, params %s", best.number, value, best.params)

@@ -211,12 +211,13 @@ class PruningOptunaSweeper(Sweeper):
 
     def _seed_sampler(self, study: optuna.Study) -> int | None:
         """Give ``study`` its sampler, seeded for this start and process (or exactly ``sampler.seed``)."""
-        base = self.sampler_config.get("seed") if self.sampler_config else None
-        seed = base
-        if self.seed_per_start and "seed" in (self.sampler_config or {}):
-            seed = derive_sampler_seed(base, socket.gethostname(), os.getpid(), len(study.trials))
-        overrides = {"seed": seed} if "seed" in (self.sampler_config or {}) else {}
-        study.sampler = instantiate(self.sampler_config, **overrides, _execution_whitelist_=SAMPLER_TARGETS)
+        if "seed" not in self.sampler_config:
+            study.sampler = instantiate(self.sampler_config, _execution_whitelist_=SAMPLER_TARGETS)
+            return None
+        seed = self.sampler_config.seed
+        if self.seed_per_start:
+            seed = derive_sampler_seed(seed, socket.gethostname(), os.getpid(), len(study.trials))
+        study.sampler = instantiate(self.sampler_config, seed=seed, _execution_whitelist_=SAMPLER_TARGETS)
         return seed
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from imgcls.atomic_files import write_atomically
 from imgcls.errors import ConfigError
 from imgcls.training.callbacks import non_finite
 from imgcls.training.run_folder import differences, refuse_different_run
@@ -26,32 +25,6 @@ log = logging.getLogger(__name__)
 def inference_view(model: keras.Model) -> keras.Model:
     """An uncompiled model sharing ``model``'s layers: saving it writes no optimizer state."""
     return keras.Model(model.inputs, model.outputs, name=model.name)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(temporary)`` beside ``path``, flush it to disk, then rename it to ``path``.
-
-    A kill at any moment leaves the old ``path`` or the new one, never part of one; on an error
-    (a full disk) the partial file is removed and the old ``path`` stays.
-    """
-    path = Path(path)
-    partial = path.with_name(f".partial-{path.name}")  # same suffix: Keras wants *.weights.h5
-    try:
-        write(partial)
-        _fsync(partial)
-        os.replace(partial, path)
-        _fsync(path.parent)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
