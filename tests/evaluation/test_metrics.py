@@ -38,3 +38,27 @@ def test_worst_mistakes_are_the_most_confident_wrong_predictions():
     probabilities = np.array([[0.2, 0.8, 0.0], [0.1, 0.9, 0.0], [0.95, 0.0, 0.05], [0.4, 0.0, 0.6]])
     assert worst_mistakes(y_true, probabilities, 10).tolist() == [2, 0, 3]
     assert worst_mistakes(y_true, probabilities, 1).tolist() == [2]
+
+
+def test_most_confused_pairs_come_most_mistakes_first():
+    from imgcls.evaluation.metrics import most_confused
+
+    matrix = np.array([[5, 2, 1], [3, 7, 0], [0, 2, 0]])
+    assert most_confused(matrix) == [(1, 0, 3, 0.3), (2, 1, 2, 1.0), (0, 1, 2, 0.25), (0, 2, 1, 0.125)]
+    assert most_confused(matrix, 2) == [(1, 0, 3, 0.3), (2, 1, 2, 1.0)]
+    assert most_confused(np.eye(4, dtype=int) * 9) == [], "no mistakes, no pairs"
+
+
+def test_most_confused_csv_names_the_classes(tmp_path):
+    import csv
+
+    from imgcls.evaluation.report import write_most_confused_csv
+
+    names = ["chat", "chien $x^2$", "中文"]
+    write_most_confused_csv(tmp_path / "most_confused.csv", np.array([[5, 2, 1], [3, 7, 0], [0, 2, 0]]), names, 3)
+    with open(tmp_path / "most_confused.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["true_label"], row["predicted_label"], row["count"]) for row in rows] == [
+        ("chien $x^2$", "chat", "3"), ("中文", "chien $x^2$", "2"), ("chat", "chien $x^2$", "2")
+    ]
+    assert float(rows[0]["share_of_true_label"]) == pytest.approx(0.3)

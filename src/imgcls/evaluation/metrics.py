@@ -58,3 +58,18 @@ def worst_mistakes(y_true: np.ndarray, probabilities: np.ndarray, count: int) ->
     wrong = np.flatnonzero(y_pred != y_true)
     confidence = probabilities[wrong, y_pred[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")[:count]]
+
+
+def most_confused(matrix: np.ndarray, count: int | None = None) -> list[tuple[int, int, int, float]]:
+    """The class pairs (true, predicted) with mistakes, most mistakes first, from a confusion matrix of counts.
+
+    Each pair comes with its number of mistakes and their share of the true class's images. Ties go to the
+    larger share, then to the lower class indices. ``count`` keeps the first pairs only.
+    """
+    matrix = np.asarray(matrix)
+    off_diagonal = matrix * ~np.eye(len(matrix), dtype=bool)
+    rows, cols = np.nonzero(off_diagonal)
+    mistakes = off_diagonal[rows, cols]
+    shares = mistakes / matrix.sum(axis=1)[rows]
+    order = np.lexsort((cols, rows, -shares, -mistakes))[:count]
+    return [(int(rows[i]), int(cols[i]), int(mistakes[i]), float(shares[i])) for i in order]

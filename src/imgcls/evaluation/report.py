@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import log_loss
 
-from imgcls.evaluation.metrics import confusion, per_class_report, split_metrics, worst_mistakes
+from imgcls.evaluation.calibration import calibrate, reliability_diagram_png
+from imgcls.evaluation.metrics import confusion, most_confused, per_class_report, split_metrics, worst_mistakes
 from imgcls.evaluation.plots import confusion_matrix_png, misclassified_png, training_curves_png
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,18 @@ def write_predictions_csv(path: Path, test: SplitPredictions, class_names: list[
             ])
 
 
+def write_most_confused_csv(path: Path, matrix: np.ndarray, class_names: list[str], count: int = 50) -> None:
+    """The ``count`` class pairs most often confused: true and predicted class, mistakes, share of the true class."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true_label", "predicted_label", "count", "share_of_true_label"])
+        for true, predicted, mistakes, share in most_confused(matrix, count):
+            writer.writerow([class_names[true], class_names[predicted], mistakes, f"{share:.6f}"])
+
+
 def _write_figures(output_dir: Path, test: SplitPredictions, class_names: list[str]) -> dict[str, bytes]:
     matrix = confusion(test.labels, test.probabilities)
+    write_most_confused_csv(output_dir / "most_confused.csv", matrix, class_names)
     figures = {
         "confusion_matrix": confusion_matrix_png(matrix, class_names),
         "confusion_matrix_normalized": confusion_matrix_png(matrix, class_names, normalize=True),
@@ -100,12 +111,18 @@ def write_evaluation(
     tensorboard_dir: Path | None = None,
     step: int = 0,
 ) -> dict[str, Any]:
-    """Write metrics.json, classification_report.txt, predictions.csv and the figures; return the metrics."""
+    """Write metrics.json, classification_report.txt, predictions.csv and the figures; return the metrics.
+
+    Calibration: ``test_ece`` always; with ``val``, also the ``temperature`` fitted on it, ``test_ece_calibrated``
+    and ``val_ece``; reliability_diagram.png shows the test set before and after scaling.
+    """
     metrics: dict[str, Any] = {}
     if val is not None:
         metrics.update(split_metrics("val", val.labels, val.probabilities, val.loss))
         metrics["num_val_images"] = len(val.labels)
     metrics.update(split_metrics("test", test.labels, test.probabilities, test.loss))
+    calibration = calibrate(test, val)
+    metrics.update(calibration.metrics)
     report_text, report_table = per_class_report(test.labels, test.probabilities, class_names)
     metrics.update(
         num_test_images=len(test.labels),
@@ -117,24 +134,36 @@ def write_evaluation(
     (output_dir / "classification_report.txt").write_text(report_text, encoding="utf-8")
     write_predictions_csv(output_dir / "predictions.csv", test, class_names)
     figures = _write_figures(output_dir, test, class_names)
+    reliability_png = reliability_diagram_png(calibration)
+    (output_dir / "reliability_diagram.png").write_bytes(reliability_png)
     if tensorboard_dir is not None:
         for name in ("confusion_matrix", "confusion_matrix_normalized"):
             write_tensorboard_image(tensorboard_dir / "evaluation", f"test/{name}", figures[name], step)
+        write_tensorboard_image(tensorboard_dir / "evaluation", "test/reliability_diagram", reliability_png, step)
     log.info("Test report:\n%s", report_text)
+    log.info("Calibration: %s", calibration.summary)
     return metrics
 
 
+def _number(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):  # CSVLogger writes "NA" where an epoch lacks a column
+        return float("nan")
+
+
 def read_history(path: Path) -> dict[str, list[float]]:
-    """The per-epoch logs that Keras's CSVLogger wrote, by column."""
+    """The per-epoch logs that Keras's CSVLogger wrote, by column; missing values are NaN."""
     if not path.exists():
         return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    return {key: [_number(row.get(key)) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
 
 
-def write_training_curves(output_dir: Path, epochs_per_phase: dict[str, int]) -> None:
-    """training_curves.png from the run's history.csv."""
+def write_training_curves(output_dir: Path, epochs_per_phase: dict[str, int], monitor: str = "val_loss") -> None:
+    """training_curves.png from the run's history.csv, its best epoch by ``monitor`` (early stopping's)."""
     history = read_history(output_dir / "history.csv")
     if history:
-        (output_dir / "training_curves.png").write_bytes(training_curves_png(history, epochs_per_phase))
+        png = training_curves_png(history, epochs_per_phase, monitor=monitor)
+        (output_dir / "training_curves.png").write_bytes(png)

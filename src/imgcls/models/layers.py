@@ -53,3 +53,31 @@ class ClassProbabilities(keras.layers.Dense):
 
     def get_config(self):
         return {**super().get_config(), "class_names": self.class_names}
+
+
+@keras.saving.register_keras_serializable(package="imgcls")
+class TemperatureScaling(keras.layers.Layer):
+    """Maps class probabilities ``p`` to ``softmax(log p / temperature)``, always in float32.
+
+    Placed after the ``predictions`` layer, it calibrates a model's confidence without changing its
+    predicted classes (see :mod:`imgcls.evaluation.calibration`).
+    """
+
+    def __init__(self, temperature: float, epsilon: float = 1e-12, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.epsilon = float(epsilon)
+
+    def call(self, probabilities):
+        probabilities = keras.ops.cast(probabilities, "float32")
+        logits = keras.ops.log(keras.ops.clip(probabilities, self.epsilon, 1.0))
+        return keras.ops.softmax(logits / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "epsilon": self.epsilon}
