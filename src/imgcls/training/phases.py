@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from imgcls.errors import ConfigError, ImgclsError
-from imgcls.training.callbacks import StopOnNaN
+from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, LearningRateToLogs, StopOnNaN
 from imgcls.training.checkpoints import PhaseCheckpoints
 from imgcls.training.freezing import set_trainable_backbone
 from imgcls.training.optimizers import backbone_lr_optimizer
@@ -70,6 +70,7 @@ class FitSettings:
     checkpoints: PhaseCheckpoints | None = None
     extra_callbacks: tuple[keras.callbacks.Callback, ...] = ()
     verbose: str | int = "auto"
+    train_images: int | None = None  # images in one training epoch, for the images/s of the epoch log line
 
 
 def keras_verbosity(verbose: str | int) -> int:
@@ -89,14 +90,19 @@ def _phase_callbacks(settings: FitSettings, phase: str, extra: list) -> tuple[li
             restore_best_weights=True,
             verbose=1,
         ),
+    ]
+    if settings.log_dir is not None:  # TensorBoard records the rate itself: it comes before "lr" joins the logs
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.log_dir / "tensorboard")))
+    callbacks += [
+        LearningRateToLogs(),  # before the schedule's callbacks change the rate, and before the logs are written
         *extra,
         *settings.extra_callbacks,
     ]
     if settings.checkpoints is not None:  # backed up before the CSV row is written: no row twice after a resume
         callbacks.append(settings.checkpoints.backup(phase))
     if settings.log_dir is not None:
-        callbacks.append(keras.callbacks.CSVLogger(str(settings.log_dir / "history.csv"), append=True))
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.log_dir / "tensorboard")))
+        callbacks.append(AppendingCSVLogger(settings.log_dir / "history.csv"))
+    callbacks.append(EpochSummary(phase, settings.train_images))
     return callbacks, nan_guard
 
 
