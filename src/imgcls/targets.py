@@ -55,6 +55,7 @@ TRUSTED = (
     Trusted("imgcls.training.multi_worker.multi_worker_strategy", "imgcls.training.multi_worker", functions=True),
     Trusted("imgcls.data.mixing.*", "imgcls.data.mixing"),
     Trusted("imgcls.models.compact_resnet.*", "imgcls.models.compact_resnet", functions=True),
+    Trusted("imgcls.runs.callback.RunsTableCallback", "imgcls.runs.callback"),  # hydra.callbacks in train.yaml
 )
 
 # Hydra's execution whitelist (``@hydra.main(execution_whitelist=...)``): the same names, as Hydra patterns.
