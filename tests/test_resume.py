@@ -58,10 +58,11 @@ def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, 
     assert not (run_dir / "model.keras").exists()
     assert (run_dir / "checkpoints").is_dir()
 
+    # phase2 cases resume from the folder alone (its saved overrides); phase1 retypes them with resume=true
+    resume_args = ([f"resume={run_dir}"] if phase == "phase2"
+                   else overrides(image_dataset, run_dir, "resume=true", augmentation=augmentation))
     resumed = subprocess.run(
-        [sys.executable, "-m", "imgcls.train", *overrides(image_dataset, run_dir, "resume=true",
-                                                          augmentation=augmentation)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "imgcls.train", *resume_args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = history_epochs(run_dir)
@@ -204,7 +205,7 @@ def test_a_full_disk_ends_with_one_line_and_the_run_resumes_after_freeing_space(
                 process.kill()
         assert process.returncode == 2, output[-3000:]
         assert f"No space left on the device of the run folder {run_dir}" in output
-        assert "resume=true" in output
+        assert f"resume={run_dir}" in output
         filler.unlink()
 
         resumed = run_entrypoint("imgcls.train", overrides(image_dataset, run_dir, "resume=true"), tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from imgcls.cli import run_job
 from imgcls.data.integrity import files_checked_again_on_read_error
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
-from imgcls.errors import ConfigError, DiskFullError
+from imgcls.errors import ConfigError, DiskFullError, ImgclsError
+from imgcls.evaluation.calibration import with_temperature
 from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
+from imgcls.resume_overrides import expand_resume
 from imgcls.sweeps.pruning import pruning_callbacks
 from imgcls.targets import TRUSTED_TARGETS, build
 from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
@@ -96,7 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 raise
             raise DiskFullError(
                 f"No space left on the device of the run folder {output_dir}. Free space, then continue the run "
-                f"where its last checkpoint left it: resume=true hydra.run.dir={output_dir}"
+                f"where its last checkpoint left it: resume={output_dir}"
             ) from error
 
 
@@ -153,6 +156,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         ),
         extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
+        train_images=len(data.train.paths),
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
     with files_checked_again_on_read_error(data.train.paths + data.val.paths, doing="training",
@@ -161,7 +165,7 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
-    write_training_curves(output_dir, epochs)
+    write_training_curves(output_dir, epochs, monitor=cfg.train.early_stopping.monitor)
     with files_checked_again_on_read_error(data.val.paths + data.test.paths, doing="evaluating",
                                            cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels):
         val = predict_split(model, val_ds, data.val.paths, data.val.labels, tta=cfg.eval.tta)
@@ -181,6 +185,8 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         tensorboard_dir=output_dir / "tensorboard" if cfg.train.tensorboard else None,
         step=sum(epochs.values()),
     )
+    if cfg.eval.calibrate:
+        with_temperature(model, metrics["temperature"]).save(output_dir / "model_calibrated.keras")
     if cfg.train.tensorboard:
         run_name = os.path.relpath(output_dir, Path(cfg.paths.log_dir).expanduser())
         write_hparams(output_dir / "tensorboard", metrics["hparams"], metrics, run_name=run_name)
@@ -192,10 +198,20 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
 
 
 @hydra.main(config_path="pkg://imgcls.conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
-def main(cfg: DictConfig) -> float:
+def hydra_main(cfg: DictConfig) -> float:
     """Run :func:`train` and return ``cfg.optimized_metric`` for Hydra sweepers."""
     metrics = run_job(cfg, lambda: train(cfg))
     return float(metrics[cfg.optimized_metric])
+
+
+def main() -> None:
+    """``imgcls-train``: Hydra's command line over conf/train.yaml, with ``resume=<run folder>`` expanded first."""
+    try:
+        sys.argv[1:] = expand_resume(sys.argv[1:])
+    except ImgclsError as error:
+        print(f"imgcls-train: {error}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 from imgcls.errors import ImgclsError
 
 ATTRIBUTE = "imgcls_definition"
-# Where things are, not what they are: machines sharing a study may mount the same data elsewhere.
-LOCATION_KEYS = ("data.train_dir", "data.test_dir", "data.cache_dir", "data.quarantine_dir", "data.demo_root")
+# Where things are, not what they are: machines sharing a study may mount the same data elsewhere (and
+# name their runs' folders as they like).
+LOCATION_KEYS = ("data.train_dir", "data.test_dir", "data.cache_dir", "data.quarantine_dir", "data.demo_root", "name")
 LOCATION_PREFIXES = ("paths.", "trial.", "hydra.")
 
 

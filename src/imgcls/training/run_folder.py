@@ -19,10 +19,10 @@ from imgcls.errors import ConfigError
 # data_report.json (written before training) do not make a folder "used".
 RUN_MARKERS = ("history.csv", "checkpoints", "model.keras", "metrics.json")
 
-# Config keys that cannot change the weights or the data a run trains on: where outputs and caches go,
-# how much it logs, resuming itself, the sweep's trial, what it reports afterwards. Prefixes of dotted keys.
+# Config keys that cannot change the weights or the data a run trains on: where outputs and caches go, how
+# much it logs, the run's name, resuming itself, the sweep's trial, what it reports afterwards. Prefixes of dotted keys.
 NOT_FINGERPRINTED = (
-    "paths", "resume", "trial", "hparams", "optimized_metric", "eval", "train.verbose", "train.tensorboard",
+    "paths", "name", "resume", "trial", "hparams", "optimized_metric", "eval", "train.verbose", "train.tensorboard",
     "data.cache_dir", "data.integrity_cache", "data.quarantine_dir",
 )
 MANIFEST_PREFIX = "manifest.file_list_sha256."
@@ -96,7 +96,7 @@ def check_run_folder(folder: Path, cfg: DictConfig, state_path: Path) -> None:
         if used:
             raise ConfigError(
                 f"{folder} already holds a run ({', '.join(used)}); a new run would mix with it. Continue that "
-                f"run with resume=true hydra.run.dir={folder}, or {fresh_folder}."
+                f"run with resume={folder}, or {fresh_folder}."
             )
         return
     if (folder / "model.keras").exists():
