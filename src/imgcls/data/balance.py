@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from imgcls.errors import ConfigError
-
-MODES = ("none", "balanced")
+from imgcls.config_schema import check_choice
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray | None:
     """Per-class loss weights: None for ``none``; ``n / (k * n_c)`` for ``balanced`` (scikit-learn's rule)."""
-    if mode not in MODES:
-        raise ConfigError(f"data.class_weights must be one of {MODES}, got {mode!r}.")
+    check_choice("data.class_weights", mode)
     if mode == "none":
         return None
     classes = np.arange(num_classes)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgcls.errors import ConfigError, DataError
+from imgcls.config_schema import check_choice
+from imgcls.errors import DataError
 
 log = logging.getLogger(__name__)
 
-ON_OVERLAP = ("warn", "fail")
 SHOWN = 5
 
 
@@ -43,9 +43,7 @@ class Overlap:
 
 def check_on_overlap(value: str) -> str:
     """``data.on_overlap``, validated."""
-    if value not in ON_OVERLAP:
-        raise ConfigError(f"data.on_overlap must be one of {ON_OVERLAP}, got {value!r}.")
-    return value
+    return check_choice("data.on_overlap", value)
 
 
 def check_distinct_trees(train_dir: str | Path, test_dir: str | Path) -> None:
@@ -102,5 +100,8 @@ def handle_overlap(overlap: Overlap, on_overlap: str, report_path: Path) -> None
         log.warning(
             "%d group(s) of identical files in the training set (%d extra copies), which can land on both sides "
             "of the validation split: %s. Full list: %s",
-            len(overlap.train_duplicates), copies, examples, report_path,
+            len(overlap.train_duplicates),
+            copies,
+            examples,
+            report_path,
         )

@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgcls.config_schema import check_choice
 from imgcls.data.augment import BatchAugmentation
 from imgcls.data.split import Subset
 from imgcls.errors import ConfigError, DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
-CACHE_MODES = ("none", "memory", "disk")
 FILE_ORDER_SEED = 0
 
 
@@ -97,8 +97,7 @@ def make_dataset(
     iterate inside :func:`imgcls.data.integrity.files_checked_again_on_read_error` to end it with a
     one-line :class:`DataError` naming the file instead.
     """
-    if cache not in CACHE_MODES:
-        raise ConfigError(f"data.cache must be one of {CACHE_MODES}, got {cache!r}.")
+    check_choice("data.cache", cache)
     paths = np.asarray(subset.paths)
     labels = np.asarray(subset.labels, dtype=np.int32)
     if training:

@@ -7,19 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgcls.config_schema import check_choice
+from imgcls.data.data_report import build_report, log_summary, write_report
 from imgcls.data.demo import ensure_digits_dataset
 from imgcls.data.integrity import check_images
 from imgcls.data.manifest import build_manifest, write_manifest
 from imgcls.data.overlap import check_distinct_trees, check_on_overlap, find_overlap, handle_overlap
 from imgcls.data.quarantine import check_quarantine_dir, quarantine_files
-from imgcls.data.report import build_report, log_summary, write_report
 from imgcls.data.scan import ImageFolder, classes_without_images, scan_image_folder
 from imgcls.data.split import Subset, stratified_split, whole
-from imgcls.errors import ConfigError, DataError
+from imgcls.errors import DataError
 
 log = logging.getLogger(__name__)
 
-ON_CORRUPT = ("skip", "fail", "quarantine")
 SHOWN_PROBLEMS = 10
 
 
@@ -38,7 +38,7 @@ def _is_under(path: Path, root: Path) -> bool:
 
 
 def scan_trees(cfg: Any) -> dict[str, ImageFolder]:
-    """List the training and test trees named by ``cfg`` (the ``data`` node); the demo data is written first if needed."""
+    """List the training and test trees named by ``cfg`` (the ``data`` node), writing the demo data first if needed."""
     train_dir = Path(cfg.train_dir).expanduser()
     test_dir = Path(cfg.test_dir).expanduser()
     demo_root = Path(cfg.demo_root).expanduser()
@@ -64,8 +64,7 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
     files, and duplicates inside the training tree, are logged and reported; with
     ``on_overlap=fail`` test files in the training set stop the run.
     """
-    if cfg.on_corrupt not in ON_CORRUPT:
-        raise ConfigError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {cfg.on_corrupt!r}.")
+    check_choice("data.on_corrupt", cfg.on_corrupt)
     on_overlap = check_on_overlap(cfg.get("on_overlap", "warn"))
     check_distinct_trees(cfg.train_dir, cfg.test_dir)
     trees = scan_trees(cfg)
@@ -76,7 +75,10 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
     result = check_images(all_paths, cache_path=cfg.integrity_cache, max_pixels=cfg.max_image_pixels)
     log.info(
         "Integrity check: %d files, %d checked, %d unchanged since an earlier check, %d unusable",
-        len(all_paths), result.checked, result.cached, len(result.problems),
+        len(all_paths),
+        result.checked,
+        result.cached,
+        len(result.problems),
     )
     moves = quarantine_files(result.problems, roots, destination) if destination and result.problems else None
     trees = {name: tree.without(result.problems) for name, tree in trees.items()}
@@ -86,8 +88,12 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
     report = build_report(
         trees,
         on_corrupt=cfg.on_corrupt,
-        integrity={"files": len(all_paths), "checked": result.checked, "from_cache": result.cached,
-                   "unusable": len(result.problems)},
+        integrity={
+            "files": len(all_paths),
+            "checked": result.checked,
+            "from_cache": result.cached,
+            "unusable": len(result.problems),
+        },
         quarantined=moves.moved if moves else [],
         not_quarantined=moves.not_quarantined if moves else [],
     )
@@ -120,6 +126,9 @@ def prepare_data(cfg: Any, *, seed: int, output_dir: Path) -> PreparedData:
     write_manifest(output_dir / "manifest.json", manifest)
     log.info(
         "Data: %d classes; %d train, %d validation (held out of the training set), %d test images",
-        len(manifest["class_names"]), len(train), len(val), len(test),
+        len(manifest["class_names"]),
+        len(train),
+        len(val),
+        len(test),
     )
     return PreparedData(trees["train"].class_names, train, val, test)

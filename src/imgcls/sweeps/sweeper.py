@@ -39,9 +39,10 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls.compat.optuna_private import OptunaSweeperConf, check_versions, create_params_from_overrides
+from imgcls.config_schema import check_config
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.sweeps.interrupts import SweepInterrupted, raise_if_interrupted, signals_raise_interrupted
-from imgcls.sweeps.private_apis import OptunaSweeperConf, check_versions, create_params_from_overrides
 from imgcls.sweeps.results import write_results
 from imgcls.sweeps.study_definition import check_study_definition, data_fingerprint, study_definition
 from imgcls.sweeps.trials import (
@@ -84,8 +85,9 @@ class PruningOptunaSweeperConf(OptunaSweeperConf):
     allow_changed_study: bool = False
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="imgcls_optuna", node=PruningOptunaSweeperConf,
-                             provider="imgcls")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="imgcls_optuna", node=PruningOptunaSweeperConf, provider="imgcls"
+)
 
 
 def failures_allowed(max_failure_rate: float, n_trials: int) -> int:
@@ -96,7 +98,9 @@ def failures_allowed(max_failure_rate: float, n_trials: int) -> int:
 
 
 def _direction(direction: Any) -> str:
-    directions = list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
+    directions = (
+        list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
+    )
     if len(directions) != 1:
         raise ConfigError(f"imgcls's sweeper optimizes one metric; hydra.sweeper.direction is {directions}.")
     (single,) = directions
@@ -128,10 +132,22 @@ def dashboard_command(storage: str) -> str:
 class PruningOptunaSweeper(Sweeper):
     """Hydra sweeper (``hydra/sweeper=imgcls_optuna``): the Optuna sweeper with pruning, budgets and result files."""
 
-    def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
-                 n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
-                 pruner: Any = None, total_trials: int | None = None, seed_per_start: bool = True,
-                 allow_changed_study: bool = False) -> None:
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        custom_search_space: str | None,
+        params: DictConfig | None,
+        pruner: Any = None,
+        total_trials: int | None = None,
+        seed_per_start: bool = True,
+        allow_changed_study: bool = False,
+    ) -> None:
         check_versions()
         if not 0 <= max_failure_rate <= 1:
             raise ConfigError(f"hydra.sweeper.max_failure_rate must be in [0, 1], got {max_failure_rate}.")
@@ -146,7 +162,9 @@ class PruningOptunaSweeper(Sweeper):
             instantiate({"_target_": custom_search_space, "_partial_": True}) if custom_search_space else None
         )
         self.params = params or {}
-        self.pruner = instantiate(pruner, _execution_whitelist_=PRUNER_TARGETS) if pruner else optuna.pruners.NopPruner()
+        self.pruner = (
+            instantiate(pruner, _execution_whitelist_=PRUNER_TARGETS) if pruner else optuna.pruners.NopPruner()
+        )
         self.total_trials = total_trials
         self.seed_per_start = seed_per_start
         self.allow_changed_study = allow_changed_study
@@ -165,11 +183,15 @@ class PruningOptunaSweeper(Sweeper):
             log.error("%s", error)
             sys.exit(1 if isinstance(error, SweepFailedError) else 2)
         except SweepInterrupted as interruption:
-            log.error("Sweep stopped by %s; the results of the finished trials are in %s",
-                      interruption.signal_name, self.config.hydra.sweep.dir)
+            log.error(
+                "Sweep stopped by %s; the results of the finished trials are in %s",
+                interruption.signal_name,
+                self.config.hydra.sweep.dir,
+            )
             sys.exit(interruption.exit_code)
 
     def _sweep(self, arguments: list[str]) -> None:
+        check_config(self.config)  # a typo in a fixed setting fails here, before the data is listed or a trial runs
         distributions, fixed_params, fixed_overrides = create_params_from_overrides(
             [f"{name}={value}" for name, value in self.params.items()] + list(arguments)
         )
@@ -178,22 +200,35 @@ class PruningOptunaSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         storage = self.storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
-        study = _open_study(study_name=self.study_name, storage=storage, pruner=self.pruner,
-                            direction=self.direction, load_if_exists=True)
+        study = _open_study(
+            study_name=self.study_name,
+            storage=storage,
+            pruner=self.pruner,
+            direction=self.direction,
+            load_if_exists=True,
+        )
         fixed = [*(f"{name}={value}" for name, value in fixed_params.items()), *fixed_overrides]
         definition = study_definition(
-            metric=self.config.optimized_metric, direction=self.direction, distributions=distributions,
-            fixed_overrides=fixed, data=data_fingerprint(self.config.data),
+            metric=self.config.optimized_metric,
+            direction=self.direction,
+            distributions=distributions,
+            fixed_overrides=fixed,
+            data=data_fingerprint(self.config.data),
         )
-        check_study_definition(study, definition, storage=shown_storage(storage),
-                               allow_change=self.allow_changed_study)
+        check_study_definition(study, definition, storage=shown_storage(storage), allow_change=self.allow_changed_study)
         fail_interrupted_trials(study)
         seed = self._seed_sampler(study)
         log.info(
             "Study %s in %s: %d earlier trial(s); up to %d more%s; %s (seed %s), %s, %s %s",
-            study.study_name, shown_storage(storage), len(study.trials), self.n_trials,
+            study.study_name,
+            shown_storage(storage),
+            len(study.trials),
+            self.n_trials,
             f" while the study holds fewer than total_trials={self.total_trials}" if self.total_trials else "",
-            type(study.sampler).__name__, seed, type(self.pruner).__name__, self.direction,
+            type(study.sampler).__name__,
+            seed,
+            type(self.pruner).__name__,
+            self.direction,
             self.config.optimized_metric,
         )
         log.info("Watch it live: %s", dashboard_command(storage))
@@ -224,8 +259,17 @@ class PruningOptunaSweeper(Sweeper):
 class _TrialLoop:
     """Ask, launch and tell trials for one start of a sweep."""
 
-    def __init__(self, sweeper: PruningOptunaSweeper, study: optuna.Study, distributions: dict, fixed_params: dict,
-                 fixed_overrides: list[str], storage: str, sweep_dir: Path, seed: int | None) -> None:
+    def __init__(
+        self,
+        sweeper: PruningOptunaSweeper,
+        study: optuna.Study,
+        distributions: dict,
+        fixed_params: dict,
+        fixed_overrides: list[str],
+        storage: str,
+        sweep_dir: Path,
+        seed: int | None,
+    ) -> None:
         self.sweeper, self.study, self.storage, self.sweep_dir, self.seed = sweeper, study, storage, sweep_dir, seed
         self.distributions, self.fixed_params, self.fixed_overrides = distributions, fixed_params, fixed_overrides
         self.unfinished: list[optuna.trial.Trial] = []
@@ -237,13 +281,16 @@ class _TrialLoop:
             raise_if_interrupted()
             batch = min(sweeper.n_jobs, sweeper.n_trials - started, self._room_in_total())
             if batch <= 0:
-                log.info("The study holds total_trials=%d finished or running trials: nothing more to run",
-                         sweeper.total_trials)
+                log.info(
+                    "The study holds total_trials=%d finished or running trials: nothing more to run",
+                    sweeper.total_trials,
+                )
                 return
             trials = [trial for trial in (self._ask_new() for _ in range(batch)) if trial is not None]
             if not trials:
-                log.info("The last %d proposals all repeated earlier trials: the search space looks exhausted",
-                         MAX_REPEATS)
+                log.info(
+                    "The last %d proposals all repeated earlier trials: the search space looks exhausted", MAX_REPEATS
+                )
                 return
             self.unfinished = list(trials)
             jobs = [self._job_overrides(trial) for trial in trials]

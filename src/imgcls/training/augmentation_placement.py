@@ -15,14 +15,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from imgcls.config_schema import check_choice
 from imgcls.data.augment import BatchAugmentation, build_augmenter, build_mixer
 from imgcls.data.balance import class_weights
-from imgcls.errors import ConfigError
 from imgcls.training.on_device import DeviceAugmentedModel
 
 log = logging.getLogger(__name__)
-
-PLACEMENTS = ("auto", "pipeline", "device")
 
 
 def has_accelerator() -> bool:
@@ -37,9 +35,7 @@ def resolve_augment_on(placement: str) -> str:
     milliseconds of CPU per image and would starve it; on a CPU-only machine ``tf.data`` runs them
     on other cores, overlapped with the training step.
     """
-    if placement not in PLACEMENTS:
-        raise ConfigError(f"data.augment_on must be one of {PLACEMENTS}, got {placement!r}.")
-    if placement == "auto":
+    if check_choice("data.augment_on", placement) == "auto":
         return "device" if has_accelerator() else "pipeline"
     return placement
 
@@ -58,7 +54,8 @@ class AugmentationPlacement:
         # in the training step, the layers' random states must be the strategy's variables
         with strategy.scope() if where == "device" else contextlib.nullcontext():
             transform = BatchAugmentation.of(
-                build_augmenter(cfg.augmentation.layers), build_mixer(cfg.mixup.layer),
+                build_augmenter(cfg.augmentation.layers),
+                build_mixer(cfg.mixup.layer),
                 class_weights(labels, num_classes, cfg.data.class_weights),
             )
         if transform is not None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from imgcls.errors import ConfigError
-
-POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+from imgcls.config_schema import check_choice
 
 
 def _gpu_supports_float16() -> bool:
@@ -20,10 +18,8 @@ def _gpu_supports_float16() -> bool:
 
 def resolve_precision(precision: str) -> str:
     """``auto`` is mixed_float16 on a GPU of compute capability 7.0 or higher, float32 otherwise."""
-    if precision == "auto":
+    if check_choice("precision", precision) == "auto":
         return "mixed_float16" if _gpu_supports_float16() else "float32"
-    if precision not in POLICIES:
-        raise ConfigError(f"precision must be auto or one of {POLICIES}, got {precision!r}.")
     return precision
 
 
