@@ -7,7 +7,12 @@ import dataclasses
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from imgcls.sweeps.private_apis import OptunaSweeperConf, check_versions, create_params_from_overrides, trial_by_number
+from imgcls.compat.optuna_private import (
+    OptunaSweeperConf,
+    check_versions,
+    create_params_from_overrides,
+    trial_by_number,
+)
 
 
 def test_installed_versions_are_the_ones_the_module_was_written_for():
@@ -16,8 +21,13 @@ def test_installed_versions_are_the_ones_the_module_was_written_for():
 
 def test_the_sweep_grammar_parses_into_optuna_distributions():
     space, fixed, deletions = create_params_from_overrides(
-        ["model.dropout=interval(0.1, 0.6)", "lr=tag(log, interval(1e-4, 1e-2))", "unfreeze=choice(0, 10)",
-         "experiment=demo", "~data.cache_dir"]
+        [
+            "model.dropout=interval(0.1, 0.6)",
+            "lr=tag(log, interval(1e-4, 1e-2))",
+            "unfreeze=choice(0, 10)",
+            "experiment=demo",
+            "~data.cache_dir",
+        ]
     )
     assert space["model.dropout"] == FloatDistribution(0.1, 0.6)
     assert space["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
@@ -27,8 +37,17 @@ def test_the_sweep_grammar_parses_into_optuna_distributions():
 
 def test_the_sweeper_schema_has_the_settings_the_sweeper_takes():
     fields = {field.name for field in dataclasses.fields(OptunaSweeperConf)}
-    assert {"sampler", "direction", "storage", "study_name", "n_trials", "n_jobs", "max_failure_rate",
-            "custom_search_space", "params"} <= fields
+    assert {
+        "sampler",
+        "direction",
+        "storage",
+        "study_name",
+        "n_trials",
+        "n_jobs",
+        "max_failure_rate",
+        "custom_search_space",
+        "params",
+    } <= fields
 
 
 def test_a_trial_found_by_number_reports_into_the_study(tmp_path):

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgcls.compat.tf2onnx_transpose import fix_transpose_optimizer
 from imgcls.exporting import ExportError
 from imgcls.exporting.extra import import_extra
-from imgcls.exporting.tf2onnx_compat import fix_transpose_optimizer
 
 REQUIRED = ("tf2onnx", "onnx", "onnxruntime")
 INPUT_NAME = "image"

@@ -87,5 +87,9 @@ def _compare_with_manifest(subset: Subset, root: Path, manifest: dict[str, Any],
         log.warning(
             "The %s split of %s differs from the one model=%s was trained with (%d images now, %s then): "
             "files were added, removed or changed since. Using it as it is now.",
-            split, root, model, len(subset), manifest["images"].get(split, "?"),
+            split,
+            root,
+            model,
+            len(subset),
+            manifest["images"].get(split, "?"),
         )

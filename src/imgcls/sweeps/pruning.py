@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import optuna
 
-from imgcls.sweeps.private_apis import trial_by_number
+from imgcls.compat.optuna_private import trial_by_number
 
 log = logging.getLogger(__name__)
 

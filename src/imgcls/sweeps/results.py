@@ -52,25 +52,50 @@ def write_summary(study: optuna.Study, sweep_dir: Path) -> Path:
     names = sorted({name for trial in trials for name in trial.params})
     metrics = sorted({key for trial in trials for key in trial.user_attrs if key.startswith("val_")})
     path = sweep_dir / "sweep_summary.csv"
-    rows = [["trial", "state", "value", *names, "epochs_trained", "duration_s", *metrics, "host", "sampler_seed",
-             "note", "run_dir"]]
+    rows = [
+        [
+            "trial",
+            "state",
+            "value",
+            *names,
+            "epochs_trained",
+            "duration_s",
+            *metrics,
+            "host",
+            "sampler_seed",
+            "note",
+            "run_dir",
+        ]
+    ]
     for trial in trials:
         attrs = trial.user_attrs
         duration = "" if trial.duration is None else round(trial.duration.total_seconds(), 1)
-        rows.append([
-            trial.number, trial.state.name, "" if trial.value is None else trial.value,
-            *(trial.params.get(n, "") for n in names), _epochs(trial), duration,
-            *(attrs.get(m, "") for m in metrics), attrs.get("host", ""), attrs.get("sampler_seed", ""),
-            _note(trial), attrs.get("run_dir", ""),
-        ])
+        rows.append(
+            [
+                trial.number,
+                trial.state.name,
+                "" if trial.value is None else trial.value,
+                *(trial.params.get(n, "") for n in names),
+                _epochs(trial),
+                duration,
+                *(attrs.get(m, "") for m in metrics),
+                attrs.get("host", ""),
+                attrs.get("sampler_seed", ""),
+                _note(trial),
+                attrs.get("run_dir", ""),
+            ]
+        )
     write_atomically(path, lambda partial: _write_csv(partial, rows))  # processes sharing a study write it too
     return path
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best COMPLETE trial that was run (not a repeat of an earlier one), in the study's direction."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if "duplicate_of" not in t.user_attrs]
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if "duplicate_of" not in t.user_attrs
+    ]
     if not complete:
         return None
     pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
@@ -96,7 +121,7 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
         path = sweep_dir / f"{name}.png"
-        write_atomically(path, lambda partial: figure.savefig(partial, dpi=100, format="png"))
+        write_atomically(path, lambda partial, figure=figure: figure.savefig(partial, dpi=100, format="png"))
         plt.close(figure)
         written.append(path)
     return written
@@ -118,11 +143,15 @@ def write_results(study: optuna.Study, sweep_dir: Path, base_overrides: list[str
         "best_params": best.params,
         "best_run_dir": best.user_attrs.get("run_dir"),
         "rerun_command": command,
-        "trials": {state.name: sum(t.state == state for t in study.trials) for state in optuna.trial.TrialState
-                   if any(t.state == state for t in study.trials)},
+        "trials": {
+            state.name: sum(t.state == state for t in study.trials)
+            for state in optuna.trial.TrialState
+            if any(t.state == state for t in study.trials)
+        },
     }
-    write_atomically(sweep_dir / "optimization_results.yaml",
-                     lambda partial: OmegaConf.save(OmegaConf.create(results), partial))
+    write_atomically(
+        sweep_dir / "optimization_results.yaml", lambda partial: OmegaConf.save(OmegaConf.create(results), partial)
+    )
     write_plots(study, sweep_dir)
     value = "nan" if best.value is None or math.isnan(best.value) else f"{best.value:.4f}"
     log.info("Best trial %d: value %s, params %s", best.number, value, best.params)

@@ -33,7 +33,11 @@ def _is_location(override: str) -> bool:
 
 
 def study_definition(
-    *, metric: str, direction: str, distributions: dict[str, BaseDistribution], fixed_overrides: list[str],
+    *,
+    metric: str,
+    direction: str,
+    distributions: dict[str, BaseDistribution],
+    fixed_overrides: list[str],
     data: dict[str, str],
 ) -> dict[str, Any]:
     """The definition of a study as plain data (it is stored as a JSON user attribute)."""
@@ -55,7 +59,9 @@ def _short(distribution_json: str) -> str:
 def definition_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What differs between two definitions, each as a short phrase; empty if they are the same."""
     changes = [
-        f"{key} {stored.get(key)} -> {current[key]}" for key in ("metric", "direction") if stored.get(key) != current[key]
+        f"{key} {stored.get(key)} -> {current[key]}"
+        for key in ("metric", "direction")
+        if stored.get(key) != current[key]
     ]
     old_space, new_space = stored.get("search_space", {}), current["search_space"]
     for name in sorted(old_space.keys() | new_space.keys()):
@@ -71,7 +77,8 @@ def definition_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[
     old_data, new_data = stored.get("data", {}), current["data"]
     changes += [
         f"{tree} files differ (file list sha256 {str(old_data.get(tree))[:12]} -> {str(new_data.get(tree))[:12]})"
-        for tree in sorted(old_data.keys() | new_data.keys()) if old_data.get(tree) != new_data.get(tree)
+        for tree in sorted(old_data.keys() | new_data.keys())
+        if old_data.get(tree) != new_data.get(tree)
     ]
     return changes
 
@@ -89,8 +96,7 @@ def check_study_definition(study: optuna.Study, current: dict[str, Any], *, stor
         if stored.get("direction") == current["direction"]:
             way_out += ", or continue this one anyway with hydra.sweeper.allow_changed_study=true"
         raise StudyDefinitionError(
-            f"Study '{study.study_name}' in {storage} was defined otherwise: {'; '.join(changes)}. "
-            f"To go on, {way_out}."
+            f"Study '{study.study_name}' in {storage} was defined otherwise: {'; '.join(changes)}. To go on, {way_out}."
         )
     if study.user_attrs.get(ATTRIBUTE) != current:
         study.set_user_attr(ATTRIBUTE, current)

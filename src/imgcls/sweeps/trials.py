@@ -88,8 +88,9 @@ def close_as_duplicate(study: optuna.Study, trial: optuna.trial.Trial, earlier: 
         study.tell(trial, values=earlier.values)
     else:
         study.tell(trial, state=State.PRUNED)
-    log.info("Trial %d repeats the parameters of trial %d (%s): not run", trial.number, earlier.number,
-             earlier.state.name)
+    log.info(
+        "Trial %d repeats the parameters of trial %d (%s): not run", trial.number, earlier.number, earlier.state.name
+    )
 
 
 def record_job_results(trial: optuna.trial.Trial, run_dir: Path) -> None:

@@ -54,13 +54,16 @@ class LearningRateToLogs(keras.callbacks.Callback):
             logs[LEARNING_RATE] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def epoch_line(phase: str, epoch: int, epochs: int | None, logs: dict, seconds: float,
-               images_per_second: float | None) -> str:
+def epoch_line(
+    phase: str, epoch: int, epochs: int | None, logs: dict, seconds: float, images_per_second: float | None
+) -> str:
     """One epoch's logs on one line, training then validation metrics, each with its loss first::
 
-        phase2 epoch 7/10: loss 0.4123 accuracy 0.8871 | val_loss 0.3810 val_accuracy 0.9012 | lr 1.2e-05 | 12.3 s, 415 img/s
+    phase2 epoch 7/10: loss 0.4123 accuracy 0.8871 | val_loss 0.3810 val_accuracy 0.9012 | lr 1e-05 | 12.3 s, 415 img/s
     """
-    metrics = {key: value for key, value in logs.items() if key != LEARNING_RATE and not key.startswith("learning_rate")}
+    metrics = {
+        key: value for key, value in logs.items() if key != LEARNING_RATE and not key.startswith("learning_rate")
+    }
     train = sorted((key for key in metrics if not key.startswith("val_")), key=lambda key: (key != "loss", key))
     val = sorted((key for key in metrics if key.startswith("val_")), key=lambda key: (key != "val_loss", key))
     parts = [" ".join(f"{key} {float(metrics[key]):.4f}" for key in keys) for keys in (train, val) if keys]

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 
 from imgcls.atomic_files import write_atomically
+from imgcls.compat.keras_private import set_restored_epoch
 from imgcls.errors import ConfigError
 from imgcls.training.callbacks import non_finite
 from imgcls.training.run_folder import differences, refuse_different_run
@@ -63,7 +64,7 @@ class EpochBackup(keras.callbacks.Callback):
                 continue
             if failures:
                 log.warning("Resumed from the previous backup %s (epoch %d)", path, entry["epoch"])
-            self.model._initial_epoch = entry["epoch"]  # what keras.callbacks.BackupAndRestore sets
+            set_restored_epoch(self.model, entry["epoch"])  # what keras.callbacks.BackupAndRestore sets
             return
         raise ConfigError(
             f"resume=true: no backup in {self.directory} can be read ({'; '.join(failures)}). Start a fresh run "
@@ -120,7 +121,9 @@ class PhaseCheckpoints:
             if changed:
                 refuse_different_run(self.directory.parent, changed)
         elif fingerprint is not None:
-            log.warning("%s records no fingerprint: cannot check that the run's settings are unchanged", self._state_path)
+            log.warning(
+                "%s records no fingerprint: cannot check that the run's settings are unchanged", self._state_path
+            )
 
     def _save_state(self) -> None:
         write_json_atomically(self._state_path, {"fingerprint": self.fingerprint, "phases": self.state})
@@ -143,7 +146,9 @@ class PhaseCheckpoints:
     def restore_phase(self, phase: str, model: keras.Model) -> None:
         """Load the weights a finished phase ended with."""
         inference_view(model).load_weights(self.directory / f"{phase}.weights.h5")
-        log.info("Resumed: %s already finished (%d epochs); its weights are restored", phase, self.state[phase]["epochs"])
+        log.info(
+            "Resumed: %s already finished (%d epochs); its weights are restored", phase, self.state[phase]["epochs"]
+        )
 
     def epochs_done(self) -> int:
         """Epochs of all finished phases."""

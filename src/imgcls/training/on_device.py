@@ -31,8 +31,10 @@ class DeviceAugmentedModel(keras.Model):
         """Keras's compile; XLA is off when the augmentation cannot be XLA-compiled here (RandomZoom...)."""
         if jit_compile and not self._augmentation_compiles():
             if jit_compile is True:
-                log.warning("train.jit_compile=true ignored: the augmentation cannot be XLA-compiled inside the "
-                            "training step (data.augment_on=pipeline keeps it out of the step)")
+                log.warning(
+                    "train.jit_compile=true ignored: the augmentation cannot be XLA-compiled inside the "
+                    "training step (data.augment_on=pipeline keeps it out of the step)"
+                )
             jit_compile = False
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 

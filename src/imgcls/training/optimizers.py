@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 
 import keras
 
+from imgcls.compat.keras_private import variable_index
+
 
 def _with_lr_multiplier(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
     class ScaledLearningRate(base):
@@ -23,7 +25,7 @@ def _with_lr_multiplier(base: type[keras.optimizers.Optimizer]) -> type[keras.op
             self._scaled_indices = frozenset(i for i, v in enumerate(variables) if v.path in self._scaled_paths)
 
         def update_step(self, gradient, variable, learning_rate):
-            if self._get_variable_index(variable) in self._scaled_indices:
+            if variable_index(self, variable) in self._scaled_indices:
                 learning_rate = learning_rate * self._lr_multiplier
             return super().update_step(gradient, variable, learning_rate)
 
@@ -47,5 +49,6 @@ def backbone_lr_optimizer(
         raise TypeError("backbone_lr_mult needs the optimizer config to name an optimizer class (_partial_: true)")
     scaled = _scaled_class(factory.func)
     paths = [v.path for v in backbone.trainable_weights]
-    return functools.partial(scaled, *factory.args, **factory.keywords, scaled_variable_paths=paths,
-                             lr_multiplier=multiplier)
+    return functools.partial(
+        scaled, *factory.args, **factory.keywords, scaled_variable_paths=paths, lr_multiplier=multiplier
+    )

@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from imgcls.compat.keras_private import restored_epoch, set_restored_epoch
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, LearningRateToLogs, StopOnNaN
 from imgcls.training.checkpoints import PhaseCheckpoints
@@ -48,10 +49,16 @@ def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) ->
         if name not in phases_cfg:
             raise ConfigError(f"train.recipes names a phase {name!r} that train.phases lacks ({sorted(phases_cfg)}).")
         phase = phases_cfg[name]
-        plans.append(PhasePlan(
-            name, int(phase.epochs), float(phase.lr) * lr_scale, unfreeze=int(phase.get("unfreeze", 0)),
-            unfreeze_from=phase.get("unfreeze_from"), backbone_lr_mult=float(phase.get("backbone_lr_mult", 1.0)),
-        ))
+        plans.append(
+            PhasePlan(
+                name,
+                int(phase.epochs),
+                float(phase.lr) * lr_scale,
+                unfreeze=int(phase.get("unfreeze", 0)),
+                unfreeze_from=phase.get("unfreeze_from"),
+                backbone_lr_mult=float(phase.get("backbone_lr_mult", 1.0)),
+            )
+        )
     return plans
 
 
@@ -133,10 +140,14 @@ def fit_phase(
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
     log.info(
         "%s: epochs %d-%d, base lr %g, %d trainable parameters",
-        plan.name, initial_epoch + 1, initial_epoch + plan.epochs, plan.lr, trainable,
+        plan.name,
+        initial_epoch + 1,
+        initial_epoch + plan.epochs,
+        plan.lr,
+        trainable,
     )
     callbacks, nan_guard = _phase_callbacks(settings, plan.name, schedule_callbacks)
-    model._initial_epoch = None  # set by BackupAndRestore when it restores; must not leak into the next phase
+    set_restored_epoch(model, None)  # set by BackupAndRestore when it restores; must not leak into the next phase
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -150,15 +161,13 @@ def fit_phase(
         kept = f" The last good epoch is kept in {settings.checkpoints.directory}." if settings.checkpoints else ""
         raise TrainingDivergedError(
             f"The loss became NaN or infinite in {plan.name}, {nan_guard.diverged_at}; training stopped. "
-            f"Lower train.phases.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, or use precision=float32."
-            + kept
+            f"Lower train.phases.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, "
+            "or use precision=float32." + kept
         )
-    return history.epoch[-1] + 1 if history.epoch else (model._initial_epoch or initial_epoch + plan.epochs)
+    return history.epoch[-1] + 1 if history.epoch else (restored_epoch(model) or initial_epoch + plan.epochs)
 
 
-def _run_or_restore(
-    model: keras.Model, plan: PhasePlan, settings: FitSettings, first_epoch: int, **fit_kwargs
-) -> int:
+def _run_or_restore(model: keras.Model, plan: PhasePlan, settings: FitSettings, first_epoch: int, **fit_kwargs) -> int:
     checkpoints = settings.checkpoints
     if checkpoints is not None and checkpoints.is_finished(plan.name):
         checkpoints.restore_phase(plan.name, model)
@@ -197,7 +206,9 @@ def train_phases(
             backbone, plan.unfreeze, from_layer=plan.unfreeze_from, freeze_batchnorm=settings.freeze_batchnorm
         )
         log.info(
-            "%s: %d backbone layers with weights train%s", plan.name, len(trained),
+            "%s: %d backbone layers with weights train%s",
+            plan.name,
+            len(trained),
             f" (from {trained[0]})" if trained else ": the head only",
         )
         first = end

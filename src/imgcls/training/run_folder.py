@@ -22,8 +22,18 @@ RUN_MARKERS = ("history.csv", "checkpoints", "model.keras", "metrics.json")
 # Config keys that cannot change the weights or the data a run trains on: where outputs and caches go, how
 # much it logs, the run's name, resuming itself, the sweep's trial, what it reports afterwards. Prefixes of dotted keys.
 NOT_FINGERPRINTED = (
-    "paths", "name", "resume", "trial", "hparams", "optimized_metric", "eval", "train.verbose", "train.tensorboard",
-    "data.cache_dir", "data.integrity_cache", "data.quarantine_dir",
+    "paths",
+    "name",
+    "resume",
+    "trial",
+    "hparams",
+    "optimized_metric",
+    "eval",
+    "train.verbose",
+    "train.tensorboard",
+    "data.cache_dir",
+    "data.integrity_cache",
+    "data.quarantine_dir",
 )
 MANIFEST_PREFIX = "manifest.file_list_sha256."
 
@@ -68,7 +78,8 @@ def differences(old: dict[str, Any], new: dict[str, Any], *, only_config: bool =
     missing = "<unset>"
     return [
         f"{key} {old.get(key, missing)} -> {new.get(key, missing)}"
-        for key in keys if old.get(key, missing) != new.get(key, missing)
+        for key in keys
+        if old.get(key, missing) != new.get(key, missing)
     ]
 
 

@@ -26,12 +26,7 @@ def reduce_on_plateau(
 
 
 def cosine_with_warmup(
-    base_lr: float,
-    steps_per_epoch: int,
-    epochs: int,
-    *,
-    warmup_fraction: float = 0.05,
-    final_lr_fraction: float = 0.0,
+    base_lr: float, steps_per_epoch: int, epochs: int, *, warmup_fraction: float = 0.05, final_lr_fraction: float = 0.0
 ) -> tuple[keras.optimizers.schedules.LearningRateSchedule, list]:
     """Linear warmup from 0 over ``warmup_fraction`` of the phase's steps, then per-step cosine decay."""
     total_steps = max(1, steps_per_epoch * epochs)

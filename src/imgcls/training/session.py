@@ -33,8 +33,11 @@ def forget_custom_gradients() -> int:
     first time after it, could no longer find its custom gradient."""
     registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
     if not isinstance(registry, dict):
-        log.warning("TensorFlow %s has no gradient registry where imgcls looks for it: the graphs of earlier runs "
-                    "in this process are not freed (imgcls.training.session)", version("tensorflow"))
+        log.warning(
+            "TensorFlow %s has no gradient registry where imgcls looks for it: the graphs of earlier runs "
+            "in this process are not freed (imgcls.training.session)",
+            version("tensorflow"),
+        )
         return 0
     names = [name for name in registry if isinstance(name, str) and name.startswith(CUSTOM_GRADIENT_PREFIX)]
     for name in names:

@@ -6,38 +6,32 @@
 - Optuna: a job finds its running trial by number to report to it. Optuna can ``tell`` a trial by
   number, but has no public way to get the live ``Trial`` of a number.
 
+:func:`check_versions` runs when the sweeper is created, before the first trial.
 ``tests/sweeps/test_private_apis.py`` checks these names and what they return.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from packaging.version import Version
 
-from imgcls.errors import ConfigError
+from imgcls.compat.versions import WrittenFor
 
-# [lowest tested, first untested) for each distribution whose private names are used here
-WRITTEN_FOR = {
-    "hydra-optuna-sweeper": (Version("1.4.0rc3"), Version("1.5")),
-    "optuna": (Version("5.0"), Version("6")),
-}
+# for each package whose private names are used here
+WRITTEN_FOR = (
+    WrittenFor("hydra-optuna-sweeper", "1.4.0rc3", "1.5", module="hydra_plugins.hydra_optuna_sweeper"),
+    WrittenFor("optuna", "5.0", "6"),
+)
 
 __all__ = ["OptunaSweeperConf", "check_versions", "create_params_from_overrides", "trial_by_number"]
 
 
 def check_versions() -> None:
-    """Raise :class:`ConfigError` if an installed version is outside what this module was written for."""
-    for name, (lowest, first_untested) in WRITTEN_FOR.items():
-        found = Version(version(name))
-        if not lowest <= found < first_untested:
-            raise ConfigError(
-                f"imgcls's sweeper was written for {name} >={lowest},<{first_untested}, found {found}: "
-                "install the tested versions with pip install -c constraints.txt -e ."
-            )
+    """Raise :class:`~imgcls.compat.versions.UntestedVersionError` (a ConfigError) if an installed version
+    is outside what this module was written for."""
+    for package in WRITTEN_FOR:
+        package.check("imgcls's sweeper (hydra/sweeper=imgcls_optuna)")
 
 
 def trial_by_number(study: optuna.Study, number: int) -> optuna.trial.Trial:
