@@ -76,8 +76,9 @@ def render_help(app: str, conf: Path) -> str:
     """Header, each group's options, the top-level keys, and where to see more; lines of at most 100 columns."""
     text = (conf / f"{app}.yaml").read_text(encoding="utf-8")
     config = yaml.safe_load(text)
-    app_name = config["hydra"]["help"]["app_name"]
-    parts = [config["hydra"]["help"]["header"].rstrip("\n"), ""]
+    settings = help_settings(app, config, conf)
+    app_name = settings["app_name"]
+    parts = [settings["header"].rstrip("\n"), ""]
     groups = config_groups(config.get("defaults", []), conf)
     if groups:
         parts.append("== Config groups: group=option (* the default) ==")
@@ -96,6 +97,21 @@ def render_help(app: str, conf: Path) -> str:
     return "\n".join(parts)
 
 
+def help_settings(app: str, config: dict, conf: Path) -> dict[str, str]:
+    """``hydra.help`` as Hydra composes it: from the ``hydra/<group>`` options of the defaults list (the shared
+    ``hydra/app: tool`` block), then the app's own file; ``${hydra.job.name}`` is the app."""
+    settings = {}
+    for item in config.get("defaults", []):
+        if isinstance(item, dict):
+            ((key, option),) = item.items()
+            group = key.split()[-1].strip("/")  # "override hydra/x" -> hydra/x
+            if group.startswith("hydra/") and option:
+                shared = yaml.safe_load((conf / group / f"{option}.yaml").read_text(encoding="utf-8")) or {}
+                settings.update(shared.get("help", {}))
+    settings.update(config.get("hydra", {}).get("help", {}))
+    return {key: str(value).replace("${hydra.job.name}", app) for key, value in settings.items()}
+
+
 def table(rows: list[tuple[str, str | None]], max_label: int = 22) -> list[str]:
     """``label  summary`` lines, summaries aligned and wrapped at 100 columns; a None summary: a heading."""
     width = min(max_label, max(len(label) for label, summary in rows if summary is not None))
@@ -106,9 +122,15 @@ def table(rows: list[tuple[str, str | None]], max_label: int = 22) -> list[str]:
             lines.append(label)
             label = ""
         if summary:
-            lines.append(textwrap.fill(
-                summary, WIDTH, initial_indent=f"{label:<{width}}  ", subsequent_indent=indent, break_on_hyphens=False
-            ))
+            lines.append(
+                textwrap.fill(
+                    summary,
+                    WIDTH,
+                    initial_indent=f"{label:<{width}}  ",
+                    subsequent_indent=indent,
+                    break_on_hyphens=False,
+                )
+            )
     return lines
 
 

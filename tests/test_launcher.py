@@ -18,9 +18,18 @@ SCRIPTS = Path(sys.executable).parent
 
 
 def app_groups(app: str) -> dict[str, str | None]:
-    """``{group: default option}`` from the app's defaults list, read here independently of the launcher."""
+    """``{group: default option}`` from the app's defaults list, read here independently of the launcher.
+
+    Hydra's own groups (``hydra/app: tool``, the run folders and help template the apps share) are no user's choice.
+    """
     defaults = yaml.safe_load((CONF / f"{app}.yaml").read_text(encoding="utf-8")).get("defaults", [])
-    return {group: option for item in defaults if isinstance(item, dict) for group, option in item.items()}
+    return {
+        group: option
+        for item in defaults
+        if isinstance(item, dict)
+        for group, option in item.items()
+        if not group.startswith("hydra/")
+    }
 
 
 def leading_comment_words(path: Path) -> list[str]:
@@ -78,9 +87,15 @@ def test_summary_is_the_comments_first_sentence(comment, summary):
 @pytest.mark.parametrize(
     ("argv", "fast"),
     [
-        (["--help"], True), (["-h"], True), (["backbone=efficientnetb0", "--help"], True),
-        ([], False), (["experiment=demo"], False), (["--hydra-help"], False), (["--cfg", "job", "--help"], False),
-        (["--config-name", "mine", "--help"], False), (["--info"], False),
+        (["--help"], True),
+        (["-h"], True),
+        (["backbone=efficientnetb0", "--help"], True),
+        ([], False),
+        (["experiment=demo"], False),
+        (["--hydra-help"], False),
+        (["--cfg", "job", "--help"], False),
+        (["--config-name", "mine", "--help"], False),
+        (["--info"], False),
     ],
 )
 def test_only_a_plain_help_is_answered_without_hydra(argv, fast):
@@ -105,7 +120,10 @@ def test_console_script_help_loads_neither_imgcls_nor_tensorflow(app, tmp_path):
     # -X importtime lists every module the script imports, on stderr.
     result = subprocess.run(
         [sys.executable, "-X", "importtime", str(SCRIPTS / f"imgcls-{app}"), "--help"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(f"imgcls-{app}: ") and "--cfg job" in result.stdout

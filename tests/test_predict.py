@@ -10,9 +10,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import compose_app, run_entrypoint, tiny_classifier
 from PIL import Image
 
+from helpers import compose_app, run_entrypoint, tiny_classifier
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.split import Subset
 from imgcls.errors import ConfigError, DataError
@@ -144,8 +144,15 @@ def test_predict_writes_top_k_rows_for_good_images_and_lists_the_skipped(model, 
     summary = predict(cfg)
 
     rows = read_csv(tmp_path / "predictions.csv")
-    assert list(rows[0]) == ["file", "top1_class", "top1_probability", "top2_class", "top2_probability",
-                             "top3_class", "top3_probability"]  # top_k capped at 3 classes
+    assert list(rows[0]) == [
+        "file",
+        "top1_class",
+        "top1_probability",
+        "top2_class",
+        "top2_probability",
+        "top3_class",
+        "top3_probability",
+    ]  # top_k capped at 3 classes
     assert [row["file"] for row in rows] == good_paths(images)
     expected = evaluation_predictions(model, good_paths(images))
     for row, probabilities in zip(rows, expected):
@@ -167,8 +174,16 @@ def test_predict_writes_top_k_rows_for_good_images_and_lists_the_skipped(model, 
 
 def test_glob_and_single_file_inputs_and_an_output_path(model_path, images, tmp_path):
     out = tmp_path / "elsewhere" / "p.csv"
-    cfg = compose_app("predict", [f"model={model_path}", f"input={images}/*.jpg", "top_k=1", f"output={out}",
-                           f"paths.output_dir={tmp_path / 'run'}"])
+    cfg = compose_app(
+        "predict",
+        [
+            f"model={model_path}",
+            f"input={images}/*.jpg",
+            "top_k=1",
+            f"output={out}",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ],
+    )
     predict(cfg)
     rows = read_csv(out)
     assert [row["file"] for row in rows] == [str(images / "b.jpg")]  # corrupt.jpg and notes.jpg skipped
@@ -177,7 +192,9 @@ def test_glob_and_single_file_inputs_and_an_output_path(model_path, images, tmp_
 
     single = str(images / "nested" / "zebra 猫.png")
     # Hydra's override grammar needs non-ASCII values quoted (on a shell: "input='...'")
-    predict(compose_app("predict", [f"model={model_path}", f"input='{single}'", f"paths.output_dir={tmp_path / 'one'}"]))
+    predict(
+        compose_app("predict", [f"model={model_path}", f"input='{single}'", f"paths.output_dir={tmp_path / 'one'}"])
+    )
     assert [row["file"] for row in read_csv(tmp_path / "one" / "predictions.csv")] == [single]
     assert read_csv(tmp_path / "one" / "skipped.csv") == []
 
@@ -226,8 +243,9 @@ def test_cli_predicts_a_folder_into_the_run_folder(model, model_path, images, tm
 
 @pytest.mark.slow
 def test_cli_missing_input_is_a_clean_error_in_outputs_predict(model_path, tmp_path):
-    result = run_cli([f"model={model_path}", f"input={tmp_path / 'no_such_folder'}", f"paths.log_dir={tmp_path}"],
-                     cwd=tmp_path)
+    result = run_cli(
+        [f"model={model_path}", f"input={tmp_path / 'no_such_folder'}", f"paths.log_dir={tmp_path}"], cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "no such file or folder" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

@@ -1,8 +1,9 @@
 """The predict entrypoint: ``imgcls-predict`` / ``python -m imgcls.predict`` (a Hydra app over conf/predict.yaml).
 
 Classifies image files with a trained ``model.keras`` and writes each file's top-k classes to a CSV.
-Images are decoded and resized exactly as evaluation decodes them (:func:`image_batches`);
-:func:`predict_files` is the batched prediction others can reuse.
+Images go through evaluation's own pipeline (:func:`image_batches` is
+:func:`imgcls.data.pipeline.make_dataset` without labels); :func:`predict_files` is the batched prediction
+others can reuse.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ from tqdm import tqdm
 
 from imgcls.cli import run_job
 from imgcls.data.integrity import check_images, files_checked_again_on_read_error
-from imgcls.data.pipeline import load_image
+from imgcls.data.pipeline import make_dataset
 from imgcls.data.scan import IMAGE_EXTENSIONS, has_image_extension, list_images
+from imgcls.data.split import Subset
 from imgcls.errors import ConfigError, DataError
 from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 from imgcls.targets import TRUSTED_TARGETS
 
 log = logging.getLogger("imgcls.predict")
 
-AUTOTUNE = tf.data.AUTOTUNE
 GLOB_CHARACTERS = "*?["
 SKIPPED_CSV = "skipped.csv"
 
@@ -79,13 +80,16 @@ def find_images(input: str | os.PathLike) -> list[str]:
 def image_batches(paths: Sequence[str], image_size: int, batch_size: int) -> tf.data.Dataset:
     """Batches of float32 0-255 RGB images of ``paths``, in order, decoded in parallel.
 
-    Decoded and resized by :func:`imgcls.data.pipeline.load_image` and rounded to whole values,
-    exactly as the training and evaluation pipeline (:func:`imgcls.data.pipeline.make_dataset`) does.
+    The evaluation pipeline itself, :func:`imgcls.data.pipeline.make_dataset` (decode, resize, round;
+    file order kept; no cache), with placeholder labels dropped; its uint8 images as float32.
     """
-    names = tf.constant([os.fsencode(path) for path in paths], dtype=tf.string, shape=[len(paths)])
-    ds = tf.data.Dataset.from_tensor_slices(names)
-    ds = ds.map(lambda path: tf.round(load_image(path, image_size)), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    if not len(paths):  # nothing to take the file names' type from
+        return tf.data.Dataset.from_tensor_slices(tf.zeros([0, image_size, image_size, 3])).batch(batch_size)
+    unlabelled = Subset(tuple(map(os.fspath, paths)), np.zeros(len(paths), np.int32))
+    batches = make_dataset(
+        unlabelled, num_classes=1, image_size=image_size, batch_size=batch_size, training=False, cache="none"
+    )
+    return batches.map(lambda images, labels: tf.cast(images, tf.float32))
 
 
 def predict_files(
@@ -215,7 +219,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     counts = Counter(class_names[i] for i in probabilities.argmax(axis=1))
     log.info(
         "Predicted %d image(s) in %.1f s (tta=%s); %d file(s) skipped%s. Top-1 classes: %s",
-        len(usable), seconds, cfg.tta, len(problems), f" (listed in {skipped_csv})" if problems else "",
+        len(usable),
+        seconds,
+        cfg.tta,
+        len(problems),
+        f" (listed in {skipped_csv})" if problems else "",
         ", ".join(f"{name} {count}" for name, count in counts.most_common()),
     )
     log.info("Predictions: %s", output)

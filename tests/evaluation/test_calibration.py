@@ -8,9 +8,10 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_classifier
 from PIL import Image
 
+from helpers import tiny_classifier
+from imgcls.evaluation.bundle import SplitPredictions, write_evaluation
 from imgcls.evaluation.calibration import (
     CONFIDENCE_BINS,
     calibrate,
@@ -21,7 +22,6 @@ from imgcls.evaluation.calibration import (
     scale_probabilities,
     with_temperature,
 )
-from imgcls.evaluation.report import SplitPredictions, write_evaluation
 from imgcls.models.loading import load_trained_model, model_class_names, model_image_size
 
 
@@ -130,13 +130,17 @@ def test_the_calibrated_model_loads_safely_and_scales_the_original_outputs(tmp_p
 def test_eval_calibrate_saves_the_scaled_model_next_to_the_uncalibrated_one(tiny_config, tmp_path):
     from imgcls.train import train
 
-    metrics = train(tiny_config(["eval.calibrate=true", "train.phases.phase2.epochs=0", "augmentation=none",
-                                 "mixup=none"]))
+    metrics = train(
+        tiny_config(["eval.calibrate=true", "train.phases.phase2.epochs=0", "augmentation=none", "mixup=none"])
+    )
     run = tmp_path / "run"
     model = load_trained_model(run / "model.keras")
     calibrated = load_trained_model(run / "model_calibrated.keras")
     assert "temperature_scaling" not in {layer.name for layer in model.layers}
     images = np.random.default_rng(2).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(calibrated.predict(images, verbose=0),
-                               scale_probabilities(model.predict(images, verbose=0), metrics["temperature"]), atol=1e-5)
+    np.testing.assert_allclose(
+        calibrated.predict(images, verbose=0),
+        scale_probabilities(model.predict(images, verbose=0), metrics["temperature"]),
+        atol=1e-5,
+    )
     assert json.loads((run / "metrics.json").read_text())["temperature"] == metrics["temperature"]

@@ -52,13 +52,15 @@ def test_most_confused_pairs_come_most_mistakes_first():
 def test_most_confused_csv_names_the_classes(tmp_path):
     import csv
 
-    from imgcls.evaluation.report import write_most_confused_csv
+    from imgcls.evaluation.bundle import write_most_confused_csv
 
     names = ["chat", "chien $x^2$", "中文"]
     write_most_confused_csv(tmp_path / "most_confused.csv", np.array([[5, 2, 1], [3, 7, 0], [0, 2, 0]]), names, 3)
     with open(tmp_path / "most_confused.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [(row["true_label"], row["predicted_label"], row["count"]) for row in rows] == [
-        ("chien $x^2$", "chat", "3"), ("中文", "chien $x^2$", "2"), ("chat", "chien $x^2$", "2")
+        ("chien $x^2$", "chat", "3"),
+        ("中文", "chien $x^2$", "2"),
+        ("chat", "chien $x^2$", "2"),
     ]
     assert float(rows[0]["share_of_true_label"]) == pytest.approx(0.3)

@@ -17,9 +17,9 @@ from imgcls.evaluation.plots import (
     confusion_matrix_figure,
     confusion_matrix_png,
     learning_rates,
-    mistake_caption,
     misclassified_figure,
     misclassified_png,
+    mistake_caption,
     phase_labels,
     short_path,
     training_curves_figure,
@@ -131,11 +131,14 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
-@pytest.mark.parametrize("phases", [
-    {"phase1": 1, "phase2": 1},
-    {"warmup": 1, "phase1": 1, "phase2": 28},
-    {"phase1": 20, "a_long_phase_name_2": 1, "a_long_phase_name_3": 1, "a_long_phase_name_4": 1},
-])
+@pytest.mark.parametrize(
+    "phases",
+    [
+        {"phase1": 1, "phase2": 1},
+        {"warmup": 1, "phase1": 1, "phase2": 28},
+        {"phase1": 20, "a_long_phase_name_2": 1, "a_long_phase_name_3": 1, "a_long_phase_name_4": 1},
+    ],
+)
 def test_phase_names_never_overlap(phases):
     epochs = sum(phases.values())
     labels = phase_labels(phases, epochs)

@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
-from imgcls.evaluation.report import write_tensorboard_image
+from imgcls.evaluation.bundle import write_tensorboard_image
 from imgcls.evaluation.tensorboard import METRICS_SUBDIR, write_hparams
 
 HPARAMS = {
@@ -56,11 +56,18 @@ def scalars(log_dir: Path) -> dict[str, float]:
 def test_hparams_and_metrics_are_in_the_event_files(tmp_path):
     log_dir = tmp_path / "tensorboard"
     metrics_json = {
-        **METRICS, "epochs_trained": 7, "class_names": ["cat", "dog"], "test_per_class": {"cat": {}},
-        "precision_policy": "float32", "train_seconds": 12.5,
+        **METRICS,
+        "epochs_trained": 7,
+        "class_names": ["cat", "dog"],
+        "test_per_class": {"cat": {}},
+        "precision_policy": "float32",
+        "train_seconds": 12.5,
     }
     hparams = {
-        **HPARAMS, "mixup.alpha": None, "train.phases.phase2.unfreeze_from": None, "seed": np.int64(3),
+        **HPARAMS,
+        "mixup.alpha": None,
+        "train.phases.phase2.unfreeze_from": None,
+        "seed": np.int64(3),
         "data.extensions": [".jpg", ".png"],
     }
     write_hparams(log_dir, hparams, metrics_json, run_name="multirun/2024-01-01/12-00-00/0")
@@ -69,8 +76,14 @@ def test_hparams_and_metrics_are_in_the_event_files(tmp_path):
     assert start.group_name == "multirun/2024-01-01/12-00-00/0"
     values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
     assert values == {
-        "backbone.name": "resnet50", "data.image_size": 224, "model.dropout": 0.2, "train.phases.phase1.lr": 1e-3,
-        "train.phases.phase2.unfreeze": 30, "augmentation.name": "basic", "train.deterministic": True, "seed": 3,
+        "backbone.name": "resnet50",
+        "data.image_size": 224,
+        "model.dropout": 0.2,
+        "train.phases.phase1.lr": 1e-3,
+        "train.phases.phase2.unfreeze": 30,
+        "augmentation.name": "basic",
+        "train.deterministic": True,
+        "seed": 3,
         "data.extensions": "['.jpg', '.png']",
     }, "None values are left out; numpy scalars become numbers; a list is kept as its text"
     assert start.hparams["train.deterministic"].WhichOneof("kind") == "bool_value"
@@ -95,14 +108,28 @@ def test_without_a_run_name_identical_hyperparameters_share_a_group(tmp_path):
 JOBS = [
     ({**HPARAMS}, {"val_accuracy": 0.91, "val_loss": 0.31, "test_accuracy": 0.89}),
     (
-        {**HPARAMS, "backbone.name": "efficientnetb0", "model.dropout": 0.3, "train.phases.phase1.lr": 3e-4,
-         "train.phases.phase2.unfreeze": -1, "augmentation.name": "randaugment", "mixup.alpha": 0.4},
+        {
+            **HPARAMS,
+            "backbone.name": "efficientnetb0",
+            "model.dropout": 0.3,
+            "train.phases.phase1.lr": 3e-4,
+            "train.phases.phase2.unfreeze": -1,
+            "augmentation.name": "randaugment",
+            "mixup.alpha": 0.4,
+        },
         {"val_accuracy": 0.95, "val_loss": 0.22, "test_accuracy": 0.93},
     ),
     (
-        {**HPARAMS, "backbone.name": "mobilenetv3small", "data.image_size": 32, "model.dropout": 0.0,
-         "train.phases.phase2.unfreeze": 0, "augmentation.name": "none", "mixup.alpha": None,
-         "train.deterministic": False},
+        {
+            **HPARAMS,
+            "backbone.name": "mobilenetv3small",
+            "data.image_size": 32,
+            "model.dropout": 0.0,
+            "train.phases.phase2.unfreeze": 0,
+            "augmentation.name": "none",
+            "mixup.alpha": None,
+            "train.deterministic": False,
+        },
         {"val_accuracy": 0.72, "val_loss": 0.81, "test_accuracy": 0.70},
     ),
 ]
@@ -132,8 +159,10 @@ def free_port() -> int:
 
 def post(base: str, route: str, body: dict) -> dict:
     request = urllib.request.Request(
-        f"{base}/data/plugin/hparams/{route}", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
+        f"{base}/data/plugin/hparams/{route}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
@@ -159,9 +188,19 @@ def test_tensorboard_shows_every_job_of_a_multirun(tmp_path):
     write_fake_multirun(root)
     port, log = free_port(), tmp_path / "tensorboard.log"
     command = [
-        sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1", "--port", str(port),
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
         # the pure-Python reader, loading everything once before serving: no polling for data in the test
-        "--load_fast=false", "--reload_interval=0", "--reload_task=blocking",
+        "--load_fast=false",
+        "--reload_interval=0",
+        "--reload_task=blocking",
     ]
     # TMPDIR: tensorboard.manager's info file goes to tmp_path, not the machine's /tmp.
     env = {**os.environ, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -187,13 +226,17 @@ def test_tensorboard_shows_every_job_of_a_multirun(tmp_path):
 
         # The session groups, sorted by val_accuracy (best first), as the table and parallel coordinates get them.
         val_accuracy = {"group": "evaluation", "tag": "val_accuracy"}
-        response = post(base, "session_groups", {
-            "experimentName": "",
-            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-            "colParams": [{"metric": val_accuracy, "order": "ORDER_DESC"}],
-            "startIndex": 0,
-            "sliceSize": 100,
-        })
+        response = post(
+            base,
+            "session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+                "colParams": [{"metric": val_accuracy, "order": "ORDER_DESC"}],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+        )
         assert response["totalSize"] == 3
         groups = response["sessionGroups"]
         assert [group["name"] for group in groups] == ["1", "0", "2"]

@@ -142,11 +142,7 @@ SHOWN_CHANGED = 5
 
 @contextmanager
 def files_checked_again_on_read_error(
-    paths: Sequence[str],
-    *,
-    doing: str,
-    cache_path: str | Path | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    paths: Sequence[str], *, doing: str, cache_path: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Iterator[None]:
     """Turn a tf.data read or decode error on one of ``paths`` into a one-line :class:`DataError` naming the files.
 

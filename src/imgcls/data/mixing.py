@@ -43,9 +43,7 @@ class MixUpOrCutMix(keras.layers.Layer):
         self.switch_prob = switch_prob
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.mixup = keras.layers.MixUp(
-            alpha=alpha, seed=None if seed is None else seed + 1, dtype=self.dtype_policy
-        )
+        self.mixup = keras.layers.MixUp(alpha=alpha, seed=None if seed is None else seed + 1, dtype=self.dtype_policy)
         self.cutmix = keras.layers.CutMix(
             factor=(cutmix_alpha, cutmix_alpha), seed=None if seed is None else seed + 2, dtype=self.dtype_policy
         )
@@ -60,9 +58,7 @@ class MixUpOrCutMix(keras.layers.Layer):
         use_cutmix = keras.random.uniform((), seed=self.seed_generator) < self.switch_prob
         # Both Keras layers overwrite entries of the dict they are given: hand each its own copy.
         return tf.cond(
-            use_cutmix,
-            lambda: self.cutmix(dict(data), training=True),
-            lambda: self.mixup(dict(data), training=True),
+            use_cutmix, lambda: self.cutmix(dict(data), training=True), lambda: self.mixup(dict(data), training=True)
         )
 
     def compute_output_shape(self, input_shape: Any) -> Any:

@@ -118,8 +118,9 @@ def _copy_verified(source: str, target: Path) -> None:
             os.close(fd)
             os.unlink(temporary)
             link = os.readlink(source)
-            os.symlink(link if os.path.isabs(link) else os.path.join(os.path.dirname(os.path.abspath(source)), link),
-                       temporary)
+            os.symlink(
+                link if os.path.isabs(link) else os.path.join(os.path.dirname(os.path.abspath(source)), link), temporary
+            )
         else:
             with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
                 shutil.copyfileobj(src, out, _CHUNK)
@@ -166,8 +167,10 @@ def quarantine_files(problems: dict[str, str], trees: dict[str, Path], destinati
         final = _resolved(target.parent) / target.name
         holder = _tree_holding(final, trees)
         if holder is not None:
-            why = (f"destination {final} lies inside the class tree {holder[1]}; "
-                   f"choose a data.quarantine_dir outside data.train_dir and data.test_dir")
+            why = (
+                f"destination {final} lies inside the class tree {holder[1]}; "
+                f"choose a data.quarantine_dir outside data.train_dir and data.test_dir"
+            )
         else:
             try:
                 move_file(path, target)

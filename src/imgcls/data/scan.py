@@ -42,9 +42,7 @@ class ImageFolder:
         keep = [i for i, path in enumerate(self.paths) if path not in excluded]
         reasons = excluded if isinstance(excluded, dict) else dict.fromkeys(excluded, "excluded")
         skipped = {**self.skipped, **{p: reasons[p] for p in self.paths if p in excluded}}
-        return ImageFolder(
-            self.root, self.class_names, tuple(self.paths[i] for i in keep), self.labels[keep], skipped
-        )
+        return ImageFolder(self.root, self.class_names, tuple(self.paths[i] for i in keep), self.labels[keep], skipped)
 
 
 def _is_hidden_or_system(name: str) -> bool:

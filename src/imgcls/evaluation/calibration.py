@@ -42,7 +42,9 @@ def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> float:
     labels = np.asarray(labels)
     low, high = np.log(TEMPERATURE_RANGE)
     result = minimize_scalar(
-        lambda log_t: _nll(labels, probabilities, float(np.exp(log_t))), bounds=(low, high), method="bounded",
+        lambda log_t: _nll(labels, probabilities, float(np.exp(log_t))),
+        bounds=(low, high),
+        method="bounded",
         options={"xatol": 1e-6},
     )
     return float(np.exp(result.x))
@@ -106,8 +108,10 @@ class Calibration:
         """One line for the log."""
         if self.temperature is None:
             return f"test ECE {self.before.ece:.4f} (no validation split, so no temperature scaling)"
-        return (f"temperature {self.temperature:.3f} (fitted on the validation split): "
-                f"test ECE {self.before.ece:.4f} before scaling, {self.after.ece:.4f} after")
+        return (
+            f"temperature {self.temperature:.3f} (fitted on the validation split): "
+            f"test ECE {self.before.ece:.4f} before scaling, {self.after.ece:.4f} after"
+        )
 
 
 def calibrate(test, val=None) -> Calibration:
@@ -118,7 +122,9 @@ def calibrate(test, val=None) -> Calibration:
         return Calibration(before)
     temperature = fit_temperature(val.labels, val.probabilities)
     return Calibration(
-        before, reliability(test.labels, scale_probabilities(test.probabilities, temperature)), temperature,
+        before,
+        reliability(test.labels, scale_probabilities(test.probabilities, temperature)),
+        temperature,
         expected_calibration_error(val.labels, val.probabilities),
     )
 
@@ -129,15 +135,32 @@ def reliability_diagram_png(calibration: Calibration) -> bytes:
     curves = [("before scaling", calibration.before)]
     if calibration.after is not None:
         curves.append((f"after scaling (T = {calibration.temperature:.3f})", calibration.after))
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 5), dpi=100, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(curves), figsize=(5.5 * len(curves), 5), dpi=100, squeeze=False, layout="constrained"
+    )
     for ax, (title, bins) in zip(axes.flat, curves):
         width = np.diff(bins.edges)
         filled = bins.counts > 0
-        ax.bar(bins.edges[:-1][filled], bins.accuracy[filled], width=width[filled], align="edge",
-               edgecolor="black", alpha=0.8, label=f"accuracy (ECE = {bins.ece:.4f})")
-        ax.bar(bins.edges[:-1][filled], (bins.confidence - bins.accuracy)[filled], bottom=bins.accuracy[filled],
-               width=width[filled], align="edge", color="firebrick", alpha=0.3, hatch="//", label="gap to confidence")
+        ax.bar(
+            bins.edges[:-1][filled],
+            bins.accuracy[filled],
+            width=width[filled],
+            align="edge",
+            edgecolor="black",
+            alpha=0.8,
+            label=f"accuracy (ECE = {bins.ece:.4f})",
+        )
+        ax.bar(
+            bins.edges[:-1][filled],
+            (bins.confidence - bins.accuracy)[filled],
+            bottom=bins.accuracy[filled],
+            width=width[filled],
+            align="edge",
+            color="firebrick",
+            alpha=0.3,
+            hatch="//",
+            label="gap to confidence",
+        )
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=f"Test set, {title}")
         ax.legend(loc="upper left")

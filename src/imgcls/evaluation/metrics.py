@@ -26,11 +26,13 @@ def split_metrics(prefix: str, y_true: np.ndarray, probabilities: np.ndarray, lo
         precision, recall, f1, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=average, zero_division=0
         )
-        metrics.update({
-            f"{prefix}_precision{suffix}": float(precision),
-            f"{prefix}_recall{suffix}": float(recall),
-            f"{prefix}_f1{suffix}": float(f1),
-        })
+        metrics.update(
+            {
+                f"{prefix}_precision{suffix}": float(precision),
+                f"{prefix}_recall{suffix}": float(recall),
+                f"{prefix}_f1{suffix}": float(f1),
+            }
+        )
     if len(labels) > TOP_K:
         metrics[f"{prefix}_top{TOP_K}_accuracy"] = float(
             top_k_accuracy_score(y_true, probabilities, k=TOP_K, labels=labels)
@@ -38,7 +40,9 @@ def split_metrics(prefix: str, y_true: np.ndarray, probabilities: np.ndarray, lo
     return metrics
 
 
-def per_class_report(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> tuple[str, dict[str, Any]]:
+def per_class_report(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> tuple[str, dict[str, Any]]:
     """scikit-learn's classification report as text and as a dict keyed by class name."""
     y_pred = probabilities.argmax(axis=1)
     kwargs = dict(labels=np.arange(len(class_names)), target_names=class_names, zero_division=0, digits=4)

@@ -70,9 +70,9 @@ def short_path(path: str, limit: int = PATH_CHARS) -> str:
         return text
     name = parts[-1] if parts else ""
     if len(name) < limit:
-        return "…" + text[-(limit - 1):]
+        return "…" + text[-(limit - 1) :]
     head = (limit - 1) // 2
-    return name[:head] + "…" + name[-(limit - 1 - head):]
+    return name[:head] + "…" + name[-(limit - 1 - head) :]
 
 
 def _png(fig: Figure) -> bytes:
@@ -123,8 +123,9 @@ def confusion_matrix_figure(
     fig, ax = plt.subplots(figsize=(side + 1.0, side), dpi=dpi, layout="constrained")
     ax.imshow(colours, interpolation="nearest", aspect="auto")  # "equal" upsets the layout next to colour bars
     unit = "share of the true class" if normalize else "images"
-    for scale, cmap, what in zip(colour_scales(values, normalize=normalize), (CORRECT_COLOURS, ERROR_COLOURS),
-                                 ("correct", "mistakes")):
+    for scale, cmap, what in zip(
+        colour_scales(values, normalize=normalize), (CORRECT_COLOURS, ERROR_COLOURS), ("correct", "mistakes")
+    ):
         bar = fig.colorbar(ScalarMappable(scale, cmap), ax=ax, fraction=0.03, pad=0.02)
         bar.set_label(f"{what} ({unit})")
     font = 10 if n <= ANNOTATED_CLASSES else max(4, int(600 / n))
@@ -203,8 +204,10 @@ def phase_labels(epochs_per_phase: Mapping[str, int], last_epoch: int) -> list[t
     spans = phase_spans(epochs_per_phase)
     names = [label(name, 24) for name, _, _ in spans]
     widths = [(len(name) + 1) * PHASE_CHAR_WIDTH * last_epoch for name in names]
-    centres = [min(max((start + end) / 2, 0.5 + width / 2), last_epoch + 0.5 - width / 2)
-               for (_, start, end), width in zip(spans, widths)]
+    centres = [
+        min(max((start + end) / 2, 0.5 + width / 2), last_epoch + 0.5 - width / 2)
+        for (_, start, end), width in zip(spans, widths)
+    ]
     return list(zip(names, centres, label_rows(centres, widths)))
 
 
@@ -237,7 +240,12 @@ def training_curves_figure(
     last_epoch = max(epochs_total, 1)
     rows = 1 + max((row for _, _, row in phase_labels(epochs_per_phase, last_epoch)), default=0)
     fig, (band, *axes) = plt.subplots(
-        4, 1, figsize=(10, 8.5), dpi=100, sharex=True, layout="constrained",
+        4,
+        1,
+        figsize=(10, 8.5),
+        dpi=100,
+        sharex=True,
+        layout="constrained",
         gridspec_kw={"height_ratios": [0.12 * rows, 1, 1, 1]},
     )
     _draw_phases(band, axes, epochs_per_phase, last_epoch)
@@ -249,8 +257,16 @@ def training_curves_figure(
         ax.set_ylabel(metric)
     rates = learning_rates(history)
     if rates is None:
-        axes[2].text(0.5, 0.5, "no learning rate recorded", transform=axes[2].transAxes, ha="center", va="center",
-                     color="grey", bbox={"facecolor": "white", "edgecolor": "none"})
+        axes[2].text(
+            0.5,
+            0.5,
+            "no learning rate recorded",
+            transform=axes[2].transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+            bbox={"facecolor": "white", "edgecolor": "none"},
+        )
         axes[2].set_yticks([])
     else:
         axes[2].plot(epochs[: len(rates)], rates, marker="o", markersize=3, color="purple", label="learning rate")
@@ -263,8 +279,13 @@ def training_curves_figure(
     axes[2].set_ylabel("learning rate")
     for ax in axes:
         if best is not None:
-            ax.axvline(best[0], color="seagreen", linestyle=":", linewidth=2,
-                       label=f"best epoch {best[0]} ({monitor} {best[1]:.4g})")
+            ax.axvline(
+                best[0],
+                color="seagreen",
+                linestyle=":",
+                linewidth=2,
+                label=f"best epoch {best[0]} ({monitor} {best[1]:.4g})",
+            )
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -285,13 +306,19 @@ def training_curves_png(
 
 def mistake_caption(path: str, true_name: str, predicted_name: str, confidence: float) -> str:
     """The caption of one gallery image: its shortened file name, true class, predicted class and confidence."""
-    return f"{short_path(path)}\ntrue: {label(true_name, 24)}\npredicted: {label(predicted_name, 24)} ({confidence:.0%})"
+    return (
+        f"{short_path(path)}\ntrue: {label(true_name, 24)}\npredicted: {label(predicted_name, 24)} ({confidence:.0%})"
+    )
 
 
 @_as_text
 def misclassified_figure(
-    paths: Sequence[str], true_names: Sequence[str], predicted_names: Sequence[str], confidences: Sequence[float],
-    *, thumbnail: int = 160,
+    paths: Sequence[str],
+    true_names: Sequence[str],
+    predicted_names: Sequence[str],
+    confidences: Sequence[float],
+    *,
+    thumbnail: int = 160,
 ) -> Figure:
     """A gallery of mistakes, each image captioned by :func:`mistake_caption`."""
     count = max(1, len(paths))
@@ -317,8 +344,12 @@ def misclassified_figure(
 
 @_as_text
 def misclassified_png(
-    paths: Sequence[str], true_names: Sequence[str], predicted_names: Sequence[str], confidences: Sequence[float],
-    *, thumbnail: int = 160,
+    paths: Sequence[str],
+    true_names: Sequence[str],
+    predicted_names: Sequence[str],
+    confidences: Sequence[float],
+    *,
+    thumbnail: int = 160,
 ) -> bytes:
     """:func:`misclassified_figure` as PNG bytes."""
     return _png(misclassified_figure(paths, true_names, predicted_names, confidences, thumbnail=thumbnail))

@@ -6,7 +6,7 @@ Layout inside a run's ``tensorboard/`` folder (``log_dir``)::
     tensorboard/train/           Keras's TensorBoard callback: epoch_* scalars
     tensorboard/validation/      Keras's TensorBoard callback: epoch_*, evaluation_*_vs_iterations
     tensorboard/evaluation/      final metrics as scalars (val_accuracy, test_accuracy, ...),
-                                 next to the confusion matrix that report.py writes
+                                 next to the figures that evaluation/bundle.py writes
 
 The plugin treats the folder holding a SessionStartInfo as the session and every scalar in it or
 below it as that session's metrics (group = sub-folder). Putting the session at ``tensorboard/``
@@ -71,11 +71,12 @@ def write_hparams(
     scalars at step 0, tagged with their own names (``val_accuracy``, ``test_accuracy``, ... as in
     metrics.json). Call it once per run, when the metrics are final.
 
-    ``hparams`` is a flat dict with dotted keys (``"train.phase1.lr"``). Booleans, numbers and
-    strings are stored as such. A ``None`` value is left out: the run has no value for that
-    hyperparameter, which the dashboard shows as an empty cell (it keeps empty cells unless a
+    ``hparams`` is the run's flat ``hparams`` block of the config (metrics.json's ``hparams``):
+    plain names such as ``"phase1_lr"`` or ``"backbone"``, one dashboard column each. Booleans,
+    numbers and strings are stored as such. A ``None`` value is left out: the run has no value for
+    that hyperparameter, which the dashboard shows as an empty cell (it keeps empty cells unless a
     filter excludes missing values), and the column keeps its numeric type when other runs set
-    it. Writing the text ``"null"`` instead would turn a column such as ``mixup.alpha`` into
+    it. Writing the text ``"null"`` instead would turn a column such as ``mixup_alpha`` into
     strings for every run. Any other value (a list, say) is stored as its ``str()``.
 
     ``metrics`` may be the whole metrics.json dict: real numbers are written, and the other entries

@@ -1,4 +1,8 @@
-"""data_report.json and the log summary of what the data scan found."""
+"""data_report.json and the log summary of what the data scan found.
+
+One shape for every app that reads labelled trees: imgcls-train reports its train and test trees
+(:func:`imgcls.data.prepare.prepare_data`), imgcls-evaluate its test tree alone.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +31,14 @@ def build_report(
     quarantined: list[dict[str, str]],
     not_quarantined: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Everything a user needs to trust the data: usable counts, every file left out and why, odd classes."""
-    train, test = trees["train"], trees["test"]
+    """Everything a user needs to trust the data: usable counts, every file left out and why, odd classes.
+
+    ``trees``: ``{"train": ..., "test": ...}`` for a training run, ``{"test": ...}`` for an evaluation
+    (``classes_only_in_train`` is then empty).
+    """
+    train, test = trees.get("train"), trees["test"]
     test_counts = test.counts()
+    only_in_train = [name for name in train.class_names if test_counts.get(name, 0) == 0] if train is not None else []
     return {
         "on_corrupt": on_corrupt,
         "integrity_check": integrity,
@@ -43,7 +52,7 @@ def build_report(
             for name, tree in trees.items()
         },
         "classes_without_usable_images": {name: classes_without_images(tree) for name, tree in trees.items()},
-        "classes_only_in_train": [name for name in train.class_names if test_counts.get(name, 0) == 0],
+        "classes_only_in_train": only_in_train,
         "quarantined": quarantined,
         # Files data.on_corrupt=quarantine could not move safely: left in place, left out of training.
         "not_quarantined": list(not_quarantined or []),

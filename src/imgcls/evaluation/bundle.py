@@ -1,4 +1,5 @@
-"""Evaluate a model on labelled images and write the evaluation bundle of a run folder."""
+"""The evaluation bundle of a run folder: a model's predictions on labelled images and the metrics, reports and
+figures written from them (by imgcls-train for its test split, and by imgcls-evaluate)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from imgcls.evaluation.plots import confusion_matrix_png, misclassified_png, tra
 log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 25
+# Not predictions.csv: that is imgcls-predict's file, with other columns (top-k classes of unlabelled images).
+TEST_PREDICTIONS_CSV = "test_predictions.csv"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class SplitPredictions:
         return float(log_loss(self.labels, self.probabilities, labels=classes))
 
 
-def predict_split(model: keras.Model, dataset: tf.data.Dataset, paths, labels, *, tta: bool = False) -> SplitPredictions:
+def predict_split(
+    model: keras.Model, dataset: tf.data.Dataset, paths, labels, *, tta: bool = False
+) -> SplitPredictions:
     """Run ``model`` over an evaluation ``dataset`` built from ``paths`` (in order) and keep the results.
 
     With ``tta`` each image's probabilities are the mean of the image's and its horizontal mirror's.
@@ -59,17 +64,22 @@ def write_tensorboard_image(log_dir: Path, tag: str, png: bytes, step: int) -> N
     writer.close()
 
 
-def write_predictions_csv(path: Path, test: SplitPredictions, class_names: list[str]) -> None:
+def write_test_predictions_csv(path: Path, test: SplitPredictions, class_names: list[str]) -> None:
     """One row per test image: file, true and predicted class, confidence, probability of the true class."""
     predicted = test.probabilities.argmax(axis=1)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "true_label", "predicted_label", "confidence", "true_label_probability"])
         for i, file in enumerate(test.paths):
-            writer.writerow([
-                file, class_names[test.labels[i]], class_names[predicted[i]],
-                f"{test.probabilities[i, predicted[i]]:.6f}", f"{test.probabilities[i, test.labels[i]]:.6f}",
-            ])
+            writer.writerow(
+                [
+                    file,
+                    class_names[test.labels[i]],
+                    class_names[predicted[i]],
+                    f"{test.probabilities[i, predicted[i]]:.6f}",
+                    f"{test.probabilities[i, test.labels[i]]:.6f}",
+                ]
+            )
 
 
 def write_most_confused_csv(path: Path, matrix: np.ndarray, class_names: list[str], count: int = 50) -> None:
@@ -111,7 +121,7 @@ def write_evaluation(
     tensorboard_dir: Path | None = None,
     step: int = 0,
 ) -> dict[str, Any]:
-    """Write metrics.json, classification_report.txt, predictions.csv and the figures; return the metrics.
+    """Write metrics.json, classification_report.txt, test_predictions.csv and the figures; return the metrics.
 
     Calibration: ``test_ece`` always; with ``val``, also the ``temperature`` fitted on it, ``test_ece_calibrated``
     and ``val_ece``; reliability_diagram.png shows the test set before and after scaling.
@@ -132,7 +142,7 @@ def write_evaluation(
     )
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output_dir / "classification_report.txt").write_text(report_text, encoding="utf-8")
-    write_predictions_csv(output_dir / "predictions.csv", test, class_names)
+    write_test_predictions_csv(output_dir / TEST_PREDICTIONS_CSV, test, class_names)
     figures = _write_figures(output_dir, test, class_names)
     reliability_png = reliability_diagram_png(calibration)
     (output_dir / "reliability_diagram.png").write_bytes(reliability_png)

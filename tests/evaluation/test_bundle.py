@@ -20,10 +20,18 @@ def test_a_run_with_odd_class_names_writes_every_report_verbatim(tiny_config, ma
     make_image_tree(data / "training_set", per_class=8, seed=1, colours=ODD_NAMES)
     make_image_tree(data / "test_set", per_class=3, seed=2, colours=ODD_NAMES)
     run = tmp_path / "odd"
-    train(tiny_config([
-        f"data.train_dir={data / 'training_set'}", f"data.test_dir={data / 'test_set'}", f"paths.output_dir={run}",
-        "train.phases.phase2.epochs=0", "augmentation=none", "mixup=none",
-    ]))
+    train(
+        tiny_config(
+            [
+                f"data.train_dir={data / 'training_set'}",
+                f"data.test_dir={data / 'test_set'}",
+                f"paths.output_dir={run}",
+                "train.phases.phase2.epochs=0",
+                "augmentation=none",
+                "mixup=none",
+            ]
+        )
+    )
 
     for figure in ("confusion_matrix", "confusion_matrix_normalized", "misclassified", "training_curves"):
         assert (run / f"{figure}.png").stat().st_size > 0, figure
@@ -31,7 +39,7 @@ def test_a_run_with_odd_class_names_writes_every_report_verbatim(tiny_config, ma
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert sorted(metrics["class_names"]) == names
     assert sorted(metrics["test_per_class"]) == names
-    with open(run / "predictions.csv", newline="", encoding="utf-8") as f:
+    with open(run / "test_predictions.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {row["true_label"] for row in rows} == set(names)
     assert {row["predicted_label"] for row in rows} <= set(names)
