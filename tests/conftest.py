@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import compose_app
 from PIL import Image
 
-# Small, hermetic runs: conf/debug/tiny.yaml (random weights, 32 px, one epoch per phase).
-TINY_RUN = ["debug=tiny"]
+from helpers import compose_app, tiny_run_overrides
 
 CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "zebra fish": (40, 40, 200)}
 
@@ -63,18 +61,10 @@ def make_image_tree():
 
 @pytest.fixture
 def tiny_config(image_dataset, tmp_path):
-    """A factory of configs for tiny runs on ``image_dataset`` writing into ``tmp_path/run``."""
+    """A factory of configs for tiny runs (conf/debug/tiny.yaml) on ``image_dataset`` writing into ``tmp_path/run``."""
 
     def make(extra: list[str] | None = None):
-        return compose_app(
-            "train",
-            [
-                *TINY_RUN,
-                f"data.train_dir={image_dataset / 'training_set'}",
-                f"data.test_dir={image_dataset / 'test_set'}",
-                f"paths.output_dir={tmp_path / 'run'}",
-                *(extra or []),
-            ]
-        )
+        output = f"paths.output_dir={tmp_path / 'run'}"
+        return compose_app("train", tiny_run_overrides(image_dataset, output, *(extra or [])))
 
     return make

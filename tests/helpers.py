@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -32,7 +32,11 @@ def run_entrypoint(
     """``python -m <module> <args>`` in ``cwd`` with this environment plus ``env``; output captured."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -55,7 +59,11 @@ def data_config(root: Path, tmp_path: Path, **overrides) -> DictConfig:
 
 
 def kill_when(
-    process: subprocess.Popen, reached: Callable[[], bool], *, timeout: float = 300, poll: float = 0.05,
+    process: subprocess.Popen,
+    reached: Callable[[], bool],
+    *,
+    timeout: float = 300,
+    poll: float = 0.05,
     signal_number: int = signal.SIGKILL,
 ):
     """Send ``signal_number`` (SIGKILL) to ``process`` as soon as ``reached()``, then wait for it to end;
@@ -79,7 +87,8 @@ def small_disk(mount_point: Path, size: str = "1m"):
     import pytest
 
     mount_point.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)]
+    mounted = subprocess.run(mount, capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill up (needs root): {mounted.stderr.decode().strip()}")
     try:
@@ -88,26 +97,60 @@ def small_disk(mount_point: Path, size: str = "1m"):
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def tiny_classifier(class_names: Sequence[str], preprocessing: str, *, spread: bool = True):
-    """An untrained MobileNetV3-Small classifier on 32 px images, built as imgcls builds one.
+def tiny_run_overrides(image_dataset: Path, *extra: str) -> list[str]:
+    """The command line of a tiny run (conf/debug/tiny.yaml) on ``image_dataset`` (training_set/ and
+    test_set/, as the conftest fixture writes it), followed by ``extra``."""
+    return [
+        "debug=tiny",
+        f"data.train_dir={image_dataset / 'training_set'}",
+        f"data.test_dir={image_dataset / 'test_set'}",
+        *extra,
+    ]
+
+
+def tiny_classifier(
+    class_names: Sequence[str] = ("a", "b", "c"),
+    preprocessing: str = "builtin",
+    *,
+    spread: bool = True,
+    backbone=None,
+    dropout: float = 0.2,
+    l2: float = 1e-4,
+    freeze_batchnorm: bool = True,
+    seed: int | None = None,
+):
+    """An untrained classifier built as imgcls builds one: by default on MobileNetV3-Small with random
+    weights at 32 px; ``backbone`` puts another one (any size) under the head. Find the backbone again
+    with ``imgcls.models.classifier.find_backbone``.
 
     A random backbone's features are tiny (~1e-11); with ``spread`` the first head BatchNormalization
     is set to standardize them, so the softmax differs clearly from image to image and a mix-up of
-    images, outputs or artifacts cannot match by accident.
+    images, outputs or artifacts cannot match by accident. With ``seed`` the same seed builds the
+    same weights (a ``backbone`` given is built before: seed it yourself).
     """
     import keras
     import numpy as np
 
     from imgcls.models.classifier import build_classifier
 
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if backbone is None:
+        backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    image_size = backbone.input_shape[1]
     model = build_classifier(
-        backbone, class_names=list(class_names), image_size=32, preprocessing=preprocessing, dense_units=8,
-        dropout=0.2, l2=1e-4,
+        backbone,
+        class_names=list(class_names),
+        image_size=image_size,
+        preprocessing=preprocessing,
+        dense_units=8,
+        dropout=dropout,
+        l2=l2,
+        freeze_batchnorm=freeze_batchnorm,
     )
     if not spread:
         return model
-    probe = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    probe = np.random.default_rng(0).uniform(0, 255, (16, image_size, image_size, 3)).astype("float32")
     features = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(probe, verbose=0)
     bn = model.get_layer("head_bn1")
     _, beta, _, variance = bn.get_weights()

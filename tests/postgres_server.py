@@ -61,25 +61,42 @@ class PostgresServer:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
         result = subprocess.run(argv, cwd=self.root, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
-            raise RuntimeError(f"{program} {' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stdout}{result.stderr}{self.server_log()}")
+            raise RuntimeError(
+                f"{program} {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}{self.server_log()}"
+            )
         return result
 
     def server_log(self) -> str:
         return f"\n--- {self.log} ---\n{self.log.read_text()[-3000:]}" if self.log.exists() else ""
 
     def init(self) -> None:
-        self.command("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C",
-                     "--no-sync")
+        self.command(
+            "initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
 
     def start(self) -> None:
         # The port is free when chosen; another process may take it before the server binds it: try again.
         for attempt in range(START_ATTEMPTS):
             self.port = _free_port()
-            options = (f"-p {self.port} -k '{self.sockets}' -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off")
-            started = self.command("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60",
-                                   "start", check=attempt == START_ATTEMPTS - 1)
+            options = (
+                f"-p {self.port} -k '{self.sockets}' -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+            )
+            started = self.command(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=attempt == START_ATTEMPTS - 1,
+            )
             if started.returncode == 0:
                 return
 

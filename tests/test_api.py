@@ -11,16 +11,14 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 import imgcls
+from helpers import tiny_run_overrides
 from imgcls.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_overrides(image_dataset, tmp_path, *extra):
-    return [
-        "debug=tiny", f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
-        f"paths.log_dir={tmp_path}", *extra,
-    ]
+    return tiny_run_overrides(image_dataset, f"paths.log_dir={tmp_path}", *extra)
 
 
 def test_train_model_then_predict_images_like_the_commands(image_dataset, tmp_path):
@@ -38,16 +36,18 @@ def test_train_model_then_predict_images_like_the_commands(image_dataset, tmp_pa
     photos = tmp_path / "photos"
     shutil.copytree(image_dataset / "test_set" / "cat", photos / "cats")
     (photos / "broken.png").write_bytes(b"not a png")
-    records = imgcls.predict_images(run.run_dir, [photos, image_dataset / "test_set" / "dog" / "img_000.png"],
-                                    top_k=2, progress=False)
+    records = imgcls.predict_images(
+        run.run_dir, [photos, image_dataset / "test_set" / "dog" / "img_000.png"], top_k=2, progress=False
+    )
     assert len(records) == 4 + 1 + 1
     broken = next(r for r in records if r["file"].endswith("broken.png"))
     assert broken["error"] and broken["top1_class"] is None
     good = [r for r in records if r["error"] is None]
-    assert all(r["top1_class"] in run.metrics["class_names"] and r["top1_probability"] >= r["top2_probability"]
-               for r in good)
+    assert all(
+        r["top1_class"] in run.metrics["class_names"] and r["top1_probability"] >= r["top2_probability"] for r in good
+    )
     # the same files through the command's CSV writer give the same classes
-    with open(run.run_dir / "predictions.csv", newline="", encoding="utf-8") as f:
+    with open(run.run_dir / "test_predictions.csv", newline="", encoding="utf-8") as f:
         evaluated = {row["file"]: row["predicted_label"] for row in csv.DictReader(f)}
     dog = str(image_dataset / "test_set" / "dog" / "img_000.png")
     assert next(r for r in records if r["file"] == dog)["top1_class"] == evaluated[dog]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import run_entrypoint
 
+from helpers import run_entrypoint, tiny_run_overrides
 from imgcls.quiet_tensorflow import is_noise
 
 pytestmark = pytest.mark.slow
@@ -24,10 +24,7 @@ def run_cli(args, cwd, env=None, timeout=600):
 
 
 def tiny_overrides(image_dataset, log_dir):
-    return [
-        "debug=tiny", "train.phases.phase2.unfreeze=5", f"data.train_dir={image_dataset / 'training_set'}",
-        f"data.test_dir={image_dataset / 'test_set'}", f"paths.log_dir={log_dir}",
-    ]
+    return tiny_run_overrides(image_dataset, f"paths.log_dir={log_dir}")
 
 
 def test_help_lists_groups_and_examples(tmp_path):
@@ -89,8 +86,13 @@ def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_datase
 
 
 def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
-    fixed = [o for o in tiny_overrides(image_dataset, tmp_path) if not o.startswith("train.phases.phase2.unfreeze")]
-    args = [*fixed, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "train.phases.phase2.epochs=0"]
+    args = [
+        *tiny_overrides(image_dataset, tmp_path),
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "train.phases.phase2.epochs=0",
+    ]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = tmp_path.glob("multirun/*/*")
@@ -98,7 +100,12 @@ def test_optuna_sweep_optimizes_the_validation_metric(image_dataset, tmp_path):
     val_accuracies = [json.loads(p.read_text())["val_accuracy"] for p in sweep.glob("*/metrics.json")]
     assert len(val_accuracies) == 2
     assert best["best_value"] == pytest.approx(max(val_accuracies))
-    assert set(best["best_params"]) == {"model.dropout", "train.phases.phase1.lr", "train.phases.phase2.lr", "train.phases.phase2.unfreeze"}
+    assert set(best["best_params"]) == {
+        "model.dropout",
+        "train.phases.phase1.lr",
+        "train.phases.phase2.lr",
+        "train.phases.phase2.unfreeze",
+    }
 
 
 def clean_env(**extra):
@@ -111,7 +118,11 @@ def test_a_failing_job_still_records_its_environment_and_prints_no_tensorflow_no
     run = tmp_path / "run"
     args = ["model=missing.keras", "format=bogus", f"hydra.run.dir={run}"]
     result = subprocess.run(
-        [sys.executable, "-m", "imgcls.export", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "imgcls.export", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=clean_env(GIT_CEILING_DIRECTORIES=str(tmp_path.parent)),
     )
     assert result.returncode == 2, result.stderr[-3000:]
@@ -125,8 +136,14 @@ def test_tensorflow_start_up_logs_are_off_unless_imgcls_tf_logs_asks(tmp_path):
     script = "import os, imgcls, tensorflow; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
 
     def run(**env):
-        result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=300, env=clean_env(**env))
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=clean_env(**env),
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return result
 

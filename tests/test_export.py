@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import compose_app, data_config, run_entrypoint, tiny_classifier
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from helpers import compose_app, data_config, run_entrypoint, tiny_classifier
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError
 from imgcls.export import export
@@ -97,8 +97,12 @@ def export_config(model: Path, output_dir: Path, *overrides: str):
     """The export config for ``model``, writing into ``output_dir``, its integrity cache there too."""
     return compose_app(
         "export",
-        [f"model={model}", f"paths.output_dir={output_dir}", f"data.integrity_cache={output_dir / 'integrity.sqlite'}",
-         *overrides],
+        [
+            f"model={model}",
+            f"paths.output_dir={output_dir}",
+            f"data.integrity_cache={output_dir / 'integrity.sqlite'}",
+            *overrides,
+        ],
     )
 
 
@@ -141,16 +145,6 @@ def test_onnx_without_the_export_extra_names_the_install_command(tmp_path, monke
         export(export_config(tmp_path / "not_read.keras", tmp_path, "format=onnx"))
 
 
-def test_the_tf2onnx_fix_is_written_for_the_installed_tf2onnx():
-    import tf2onnx
-    from tf2onnx.optimizer.transpose_optimizer import TransposeOptimizer
-
-    from imgcls.exporting.tf2onnx_compat import FIXED_VERSIONS
-
-    assert tf2onnx.__version__.startswith(FIXED_VERSIONS), "check whether the fix is still needed, then update it"
-    assert callable(TransposeOptimizer._add_handler) and callable(TransposeOptimizer._handle_node_having_branches)
-
-
 def test_the_run_splits_are_found_again_from_the_manifest(run_folder, tmp_path, caplog):
     cfg = export_config(run_folder / "model.keras", tmp_path)
     train = training_images(cfg.model, tuple(CLASS_NAMES), cfg.data)
@@ -186,7 +180,7 @@ def test_onnx_predicts_like_the_keras_model_on_real_images(model_and_path, run_f
     np.testing.assert_allclose(session.run(["output_0"], {"image": images})[0], expected, atol=TOLERANCE)
     np.testing.assert_allclose(session.run(["output_0"], {"image": images[:1]})[0], expected[:1], atol=TOLERANCE)
     transposes = [node for node in onnx.load(str(artifact)).graph.node if node.op_type == "Transpose"]
-    assert len(transposes) <= 1, "tf2onnx's transpose optimizer did not run through (see tf2onnx_compat)"
+    assert len(transposes) <= 1, "tf2onnx's transpose optimizer did not run through (see compat/tf2onnx_transpose)"
 
     report = json.loads((tmp_path / REPORT_FILE).read_text())
     assert report["evaluation"]["test_images"] == 20 and report["evaluation"]["agreement"] == 1.0

@@ -26,7 +26,9 @@ def test_wheel_ships_the_configs_and_runs_from_them(tmp_path):
         shutil.copy2(REPO / file, source / file)
     build = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("imgcls-*.whl")
@@ -37,18 +39,28 @@ def test_wheel_ships_the_configs_and_runs_from_them(tmp_path):
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert install.returncode == 0, install.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
         [sys.executable, "-c", "import imgcls, imgcls.conf; print(imgcls.__file__)"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr[-2000:]
     config = subprocess.run(
         [sys.executable, "-m", "imgcls.train", "--cfg", "job", "backbone=efficientnetb0", "experiment=demo"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert config.returncode == 0, config.stderr[-2000:]
     assert "name: efficientnetb0" in config.stdout and "bn_momentum: 0.9" in config.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from helpers import compose_app
-
 from imgcls.resolvers import folder_suffix
 
 

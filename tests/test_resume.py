@@ -12,23 +12,22 @@ import sys
 import time
 
 import pytest
-from helpers import kill_when, run_entrypoint, small_disk
+
+from helpers import kill_when, run_entrypoint, small_disk, tiny_run_overrides
 
 pytestmark = pytest.mark.slow
 
 
+# every run here: batches of 4, and no early stop before the last epoch
+RESUMABLE = ("data.batch_size=4", "train.early_stopping.patience=10")
 NO_AUGMENTATION = ("augmentation=none", "mixup=none")
 # augmentation and MixUp inside the training step: the model trained is DeviceAugmentedModel
 IN_THE_TRAINING_STEP = ("augmentation=basic", "mixup=mixup", "data.augment_on=device")
+TWO_EPOCHS_A_PHASE = ("train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2")
 
 
-def overrides(image_dataset, run_dir, *extra, augmentation=NO_AUGMENTATION):
-    return [
-        "debug=tiny", "data.batch_size=4", "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2",
-        "train.phases.phase2.unfreeze=5", "train.early_stopping.patience=10", *augmentation,
-        f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
-        f"hydra.run.dir={run_dir}", *extra,
-    ]
+def overrides(image_dataset, run_dir, *extra, augmentation=NO_AUGMENTATION, phases=TWO_EPOCHS_A_PHASE):
+    return tiny_run_overrides(image_dataset, *RESUMABLE, *phases, *augmentation, f"hydra.run.dir={run_dir}", *extra)
 
 
 def history_epochs(run_dir):
@@ -41,16 +40,21 @@ def history_epochs(run_dir):
 
 def start(args, cwd):
     return subprocess.Popen(
-        [sys.executable, "-m", "imgcls.train", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [sys.executable, "-m", "imgcls.train", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
-@pytest.mark.parametrize(("kill_after_epochs", "phase", "augmentation"), [
-    (1, "phase1", NO_AUGMENTATION), (3, "phase2", NO_AUGMENTATION), (3, "phase2", IN_THE_TRAINING_STEP),
-], ids=["phase1", "phase2", "phase2-augmented-on-device"])
-def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, kill_after_epochs, phase,
-                                                       augmentation):
+@pytest.mark.parametrize(
+    ("kill_after_epochs", "phase", "augmentation"),
+    [(1, "phase1", NO_AUGMENTATION), (3, "phase2", NO_AUGMENTATION), (3, "phase2", IN_THE_TRAINING_STEP)],
+    ids=["phase1", "phase2", "phase2-augmented-on-device"],
+)
+def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, kill_after_epochs, phase, augmentation):
     run_dir = tmp_path / "run"
     process = start(overrides(image_dataset, run_dir, augmentation=augmentation), tmp_path)
     kill_when(process, lambda: len(history_epochs(run_dir)) >= kill_after_epochs)
@@ -59,10 +63,13 @@ def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, 
     assert (run_dir / "checkpoints").is_dir()
 
     # phase2 cases resume from the folder alone (its saved overrides); phase1 retypes them with resume=true
-    resume_args = ([f"resume={run_dir}"] if phase == "phase2"
-                   else overrides(image_dataset, run_dir, "resume=true", augmentation=augmentation))
+    resume_args = (
+        [f"resume={run_dir}"]
+        if phase == "phase2"
+        else overrides(image_dataset, run_dir, "resume=true", augmentation=augmentation)
+    )
     resumed = subprocess.run(
-        [sys.executable, "-m", "imgcls.train", *resume_args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "imgcls.train", *resume_args], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = history_epochs(run_dir)
@@ -81,9 +88,16 @@ def test_killed_run_resumes_without_repeating_an_epoch(image_dataset, tmp_path, 
 def test_diverging_run_ends_with_a_clear_error_and_keeps_checkpoints(image_dataset, tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "imgcls.train",
-         *overrides(image_dataset, run_dir, "train.phases.phase1.lr=1e35", "optimizer=sgd", "model.l2=0")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "imgcls.train",
+            *overrides(image_dataset, run_dir, "train.phases.phase1.lr=1e35", "optimizer=sgd", "model.l2=0"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
@@ -98,11 +112,7 @@ INTERRUPTED_PHASES = ("train.phases.phase1.epochs=3", "train.phases.phase2.epoch
 
 
 def interrupted_overrides(image_dataset, run_dir, *extra):
-    return [
-        "debug=tiny", "data.batch_size=4", *INTERRUPTED_PHASES, "train.early_stopping.patience=10", *NO_AUGMENTATION,
-        f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
-        f"hydra.run.dir={run_dir}", *extra,
-    ]
+    return overrides(image_dataset, run_dir, *extra, phases=INTERRUPTED_PHASES)
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +131,31 @@ def interrupted_copy(interrupted_run, tmp_path):
 
 
 def folder_contents(run_dir):
-    return {str(p.relative_to(run_dir)): p.stat().st_size for p in run_dir.rglob("*") if ".hydra" not in p.parts
-            and p.name != "train.log"}
+    return {
+        str(p.relative_to(run_dir)): p.stat().st_size
+        for p in run_dir.rglob("*")
+        if ".hydra" not in p.parts and p.name != "train.log"
+    }
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    (("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4"),
-     "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001"),
-    (("backbone=compact_resnet_s",), "backbone.name mobilenetv3small -> compact_resnet_s"),
-], ids=["settings", "backbone"])
-def test_resume_with_other_settings_is_refused_before_anything_is_loaded(interrupted_copy, image_dataset, changes,
-                                                                        expected):
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            ("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4"),
+            "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001",
+        ),
+        (("backbone=compact_resnet_s",), "backbone.name mobilenetv3small -> compact_resnet_s"),
+    ],
+    ids=["settings", "backbone"],
+)
+def test_resume_with_other_settings_is_refused_before_anything_is_loaded(
+    interrupted_copy, image_dataset, changes, expected
+):
     before = folder_contents(interrupted_copy)
     result = run_entrypoint(
-        "imgcls.train", interrupted_overrides(image_dataset, interrupted_copy, "resume=true", *changes),
+        "imgcls.train",
+        interrupted_overrides(image_dataset, interrupted_copy, "resume=true", *changes),
         interrupted_copy.parent,
     )
     output = result.stdout + result.stderr
@@ -152,7 +173,9 @@ def test_a_truncated_backup_falls_back_and_a_finished_folder_is_not_trained_agai
     latest = backup / metadata["weights"]
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # as a kill during the write would
 
-    resumed = run_entrypoint("imgcls.train", interrupted_overrides(image_dataset, run_dir, "resume=true"), run_dir.parent)
+    resumed = run_entrypoint(
+        "imgcls.train", interrupted_overrides(image_dataset, run_dir, "resume=true"), run_dir.parent
+    )
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
     assert "cannot be read" in output and "Resumed from the previous backup" in output

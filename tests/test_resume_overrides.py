@@ -19,7 +19,10 @@ def run_folder(tmp_path, overrides, name="run"):
 def test_resume_folder_reloads_the_runs_overrides(tmp_path):
     folder = run_folder(tmp_path, ["experiment=demo", "model.dropout=0.2", "'data.train_dir=/my data/train'"])
     assert expand_resume([f"resume={folder}"]) == [
-        "experiment=demo", "model.dropout=0.2", "'data.train_dir=/my data/train'", "resume=true",
+        "experiment=demo",
+        "model.dropout=0.2",
+        "'data.train_dir=/my data/train'",
+        "resume=true",
         f"hydra.run.dir={folder}",
     ]
 
@@ -35,9 +38,15 @@ def test_a_folder_name_that_needs_quoting_is_quoted(tmp_path):
     assert expand_resume([f"resume={folder}"])[-1] == "hydra.run.dir='" + str(folder).replace("'", "\\'") + "'"
 
 
-@pytest.mark.parametrize("arguments", [
-    ["resume=true", "hydra.run.dir=outputs/x"], ["resume=false"], ["experiment=demo"], ["-m", "model.dropout=0.1,0.2"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["resume=true", "hydra.run.dir=outputs/x"],
+        ["resume=false"],
+        ["experiment=demo"],
+        ["-m", "model.dropout=0.1,0.2"],
+    ],
+)
 def test_other_command_lines_are_unchanged(arguments):
     assert expand_resume(arguments) == arguments
 

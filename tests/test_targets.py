@@ -14,11 +14,13 @@ from imgcls.errors import ConfigError
 from imgcls.targets import TRUSTED_TARGETS, build, trusted_callable
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-CONFIG_NAMES = sorted({
-    (match.group(1), match.group(2), path.relative_to(CONF).as_posix())
-    for path in CONF.rglob("*.yaml")
-    for match in re.finditer(r"^\s*-?\s*(_target_|constructor):\s*([\w.]+)\s*$", path.read_text(), re.MULTILINE)
-})
+CONFIG_NAMES = sorted(
+    {
+        (match.group(1), match.group(2), path.relative_to(CONF).as_posix())
+        for path in CONF.rglob("*.yaml")
+        for match in re.finditer(r"^\s*-?\s*(_target_|constructor):\s*([\w.]+)\s*$", path.read_text(), re.MULTILINE)
+    }
+)
 
 
 @pytest.mark.parametrize(("key", "name", "where"), CONFIG_NAMES, ids=[f"{w}:{n}" for _, n, w in CONFIG_NAMES])
@@ -53,20 +55,28 @@ def test_a_model_loader_as_strategy_is_refused_before_it_runs(compose_config, tm
     assert not marker.exists(), "the Lambda layer ran"
 
 
-@pytest.mark.parametrize("name", [
-    "keras.models.load_model", "keras.saving.load_model", "keras.config.enable_unsafe_deserialization",
-    "keras.utils.get_file", "builtins.eval", "os.system", "subprocess.run",
-    "keras.layers.Lambda",  # in keras.layers, but not a preprocessing layer
-    "keras.optimizers.deserialize",  # in keras.optimizers, but a deserializer, not a constructor
-    "keras.optimizers.Adam.from_config",
-    "imgcls.training.schedules.keras.models.load_model",  # an alias through a trusted module
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "keras.models.load_model",
+        "keras.saving.load_model",
+        "keras.config.enable_unsafe_deserialization",
+        "keras.utils.get_file",
+        "builtins.eval",
+        "os.system",
+        "subprocess.run",
+        "keras.layers.Lambda",  # in keras.layers, but not a preprocessing layer
+        "keras.optimizers.deserialize",  # in keras.optimizers, but a deserializer, not a constructor
+        "keras.optimizers.Adam.from_config",
+        "imgcls.training.schedules.keras.models.load_model",  # an alias through a trusted module
+    ],
+)
 def test_a_nested_target_outside_the_whitelist_is_refused(name, monkeypatch):
     calls = []
     monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: calls.append(a))
-    config = OmegaConf.create({"optimizer": {
-        "_target_": "keras.optimizers.Adam", "learning_rate": {"_target_": name, "_args_": ["x"]},
-    }})
+    config = OmegaConf.create(
+        {"optimizer": {"_target_": "keras.optimizers.Adam", "learning_rate": {"_target_": name, "_args_": ["x"]}}}
+    )
     with pytest.raises(ConfigError, match=rf"optimizer\.learning_rate\._target_={re.escape(name)} is not allowed"):
         build(config.optimizer)
     assert not calls
@@ -83,8 +93,9 @@ def test_trusted_targets_still_build(compose_config):
     assert isinstance(build(cfg.strategy), tf.distribute.Strategy)
     assert isinstance(build(cfg.optimizer)(learning_rate=1e-3), keras.optimizers.AdamW)
     assert all(isinstance(layer, keras.layers.Layer) for layer in build(cfg.augmentation.layers))
-    schedule = build({"_target_": "keras.optimizers.schedules.CosineDecay", "initial_learning_rate": 0.1,
-                      "decay_steps": 10})
+    schedule = build(
+        {"_target_": "keras.optimizers.schedules.CosineDecay", "initial_learning_rate": 0.1, "decay_steps": 10}
+    )
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import imgcls  # noqa: F401  (registers the layers load_model needs)
+from helpers import tiny_run_overrides
 from imgcls.errors import DataError
 from imgcls.train import train
 
@@ -29,7 +30,9 @@ def scalar_steps(log_dir, tag):
 
 
 def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
-    cfg = tiny_config(["train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2", "train.early_stopping.patience=5"])
+    cfg = tiny_config(
+        ["train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2", "train.early_stopping.patience=5"]
+    )
     metrics = train(cfg)
     run = tmp_path / "run"
 
@@ -46,7 +49,7 @@ def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
     for figure in ("confusion_matrix", "confusion_matrix_normalized", "training_curves", "misclassified"):
         with Image.open(run / f"{figure}.png") as image:
             assert image.format == "PNG" and min(image.size) >= 300, figure
-    with open(run / "predictions.csv") as f:
+    with open(run / "test_predictions.csv") as f:
         assert len(list(csv.DictReader(f))) == 12
     assert saved["hparams"]["backbone"] == "mobilenetv3small" and saved["hparams"]["image_size"] == 32
     assert saved["hparams"]["mixup"] == "mixup" and saved["hparams"]["mixup_alpha"] == 0.2
@@ -96,20 +99,37 @@ def first_epoch_val_accuracy(run):
 
 def test_warm_start_from_an_earlier_run_beats_a_random_start(tiny_config, make_image_tree, tmp_path):
     earlier = tmp_path / "earlier"
-    train(tiny_config([
-        "backbone=compact_resnet_s", "train.init=scratch", "train.phases.scratch.epochs=8", "augmentation=none",
-        "mixup=none", f"paths.output_dir={earlier}",
-    ]))
+    train(
+        tiny_config(
+            [
+                "backbone=compact_resnet_s",
+                "train.init=scratch",
+                "train.phases.scratch.epochs=8",
+                "augmentation=none",
+                "mixup=none",
+                f"paths.output_dir={earlier}",
+            ]
+        )
+    )
     data = tmp_path / "new-classes"
     make_image_tree(data / "training_set", per_class=16, seed=5, colours=NEW_COLOURS)
     make_image_tree(data / "test_set", per_class=4, seed=6, colours=NEW_COLOURS)
     common = [
-        "backbone=compact_resnet_s", "augmentation=none", "mixup=none", "data.batch_size=4",
-        "train.phases.phase1.lr=1e-2", "train.phases.phase2.epochs=0", f"data.train_dir={data / 'training_set'}",
+        "backbone=compact_resnet_s",
+        "augmentation=none",
+        "mixup=none",
+        "data.batch_size=4",
+        "train.phases.phase1.lr=1e-2",
+        "train.phases.phase2.epochs=0",
+        f"data.train_dir={data / 'training_set'}",
         f"data.test_dir={data / 'test_set'}",
     ]
     warm = train(tiny_config([*common, f"backbone.weights={earlier}", f"paths.output_dir={tmp_path / 'warm'}"]))
-    train(tiny_config([*common, "backbone.weights=null", "train.init=pretrained", f"paths.output_dir={tmp_path / 'cold'}"]))
+    train(
+        tiny_config(
+            [*common, "backbone.weights=null", "train.init=pretrained", f"paths.output_dir={tmp_path / 'cold'}"]
+        )
+    )
     assert warm["class_names"] == ["lemon", "plum", "teal"], "the new run has its own head for its own classes"
     assert warm["hparams"]["init"] == "pretrained" and warm["hparams"]["weights"] == str(earlier)
     assert first_epoch_val_accuracy(tmp_path / "warm") > first_epoch_val_accuracy(tmp_path / "cold")
@@ -122,11 +142,19 @@ def test_bad_data_fails_before_training(tiny_config, tmp_path):
 
 
 def test_other_options_run_end_to_end(tiny_config, tmp_path, caplog):
-    cfg = tiny_config([
-        "strategy=mirrored", "optimizer=adamw", "schedule=plateau", "precision=float32", "train.label_smoothing=0.0",
-        "data.class_weights=balanced", "data.cache=disk", f"data.cache_dir={tmp_path / 'tfdata'}",
-        "data.augment_on=device",
-    ])
+    cfg = tiny_config(
+        [
+            "strategy=mirrored",
+            "optimizer=adamw",
+            "schedule=plateau",
+            "precision=float32",
+            "train.label_smoothing=0.0",
+            "data.class_weights=balanced",
+            "data.cache=disk",
+            f"data.cache_dir={tmp_path / 'tfdata'}",
+            "data.augment_on=device",
+        ]
+    )
     with caplog.at_level(logging.INFO, logger="imgcls"):
         metrics = train(cfg)
     assert "run in the training step (data.augment_on=device)" in caplog.text
@@ -145,8 +173,13 @@ def test_same_seed_same_result(tiny_config, tmp_path):
 def test_runs_in_one_process_name_their_layers_alike(tiny_config, tmp_path, caplog):
     """A sweep's trials run in one process. A layer name that Keras made up (MobileNetV3Small's last
     ReLU, as model.summary() in a fresh process shows it) must name the same layer in every trial."""
-    cfg = ["train.phases.phase1.epochs=0", "train.phases.phase2.unfreeze_from=re_lu_13", "augmentation=none",
-           "mixup=none", "seed=3"]
+    cfg = [
+        "train.phases.phase1.epochs=0",
+        "train.phases.phase2.unfreeze_from=re_lu_13",
+        "augmentation=none",
+        "mixup=none",
+        "seed=3",
+    ]
     with caplog.at_level(logging.INFO, logger="imgcls"):
         first = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'a'}"]))
         second = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'b'}"]))
@@ -171,8 +204,9 @@ def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_p
     assert float(tf.make_ndarray(value.tensor_proto)) == pytest.approx(metrics["val_accuracy"])
 
 
-def test_a_file_deleted_after_the_scan_ends_the_run_with_one_line(compose_config, make_image_tree, tmp_path,
-                                                                   monkeypatch):
+def test_a_file_deleted_after_the_scan_ends_the_run_with_one_line(
+    compose_config, make_image_tree, tmp_path, monkeypatch
+):
     import imgcls.train
 
     data = tmp_path / "data"
@@ -186,8 +220,10 @@ def test_a_file_deleted_after_the_scan_ends_the_run_with_one_line(compose_config
         return train_phases(*args, **kwargs)
 
     monkeypatch.setattr(imgcls.train, "train_phases", delete_then_train)
-    cfg = compose_config(["debug=tiny", f"data.train_dir={data / 'training_set'}", f"data.test_dir={data / 'test_set'}",
-                          f"paths.output_dir={tmp_path / 'run'}", "data.cache=none"])
-    with pytest.raises(DataError, match=r"1 image file\(s\) vanished or changed since the data scan, while training: "
-                                        r".*img_003.png"):
+    cfg = compose_config(tiny_run_overrides(data, f"paths.output_dir={tmp_path / 'run'}", "data.cache=none"))
+    with pytest.raises(
+        DataError,
+        match=r"1 image file\(s\) vanished or changed since the data scan, while training: "
+        r".*img_003.png",
+    ):
         train(cfg)

@@ -183,8 +183,13 @@ def test_cutmix_alpha_fixes_the_beta_parameter(compose_config):
 
 def mixup_cutmix(switch_prob: float, seed: int | None = 0) -> MixUpOrCutMix:
     return build_mixer(
-        {"_target_": "imgcls.data.mixing.MixUpOrCutMix", "alpha": 0.8, "cutmix_alpha": 1.0,
-         "switch_prob": switch_prob, "seed": seed}
+        {
+            "_target_": "imgcls.data.mixing.MixUpOrCutMix",
+            "alpha": 0.8,
+            "cutmix_alpha": 1.0,
+            "switch_prob": switch_prob,
+            "seed": seed,
+        }
     )
 
 

@@ -86,7 +86,10 @@ def write_unusable(folder: Path, usable: dict[str, Path]) -> dict[str, tuple[Pat
         "html named .png": (folder / "page.png", NOT_DECODABLE + "an HTML page"),
         "tiff named .jpg": (folder / "scan.jpg", NOT_DECODABLE + "a TIFF image"),
         "huge png": (folder / "bomb.png", "too large: 20000x20000 = 400000000 pixels > data.max_image_pixels=89478485"),
-        "huge webp": (folder / "bomb.webp", "too large: 16384x16384 = 268435456 pixels > data.max_image_pixels=89478485"),
+        "huge webp": (
+            folder / "bomb.webp",
+            "too large: 16384x16384 = 268435456 pixels > data.max_image_pixels=89478485",
+        ),
         "animated webp": (folder / "animated.webp", "animated WebP, which TensorFlow cannot decode to RGB"),
         "broken symlink": (folder / "broken.jpg", f"broken symlink (to {folder / 'gone.jpg'})"),
         "missing path": (folder / "never-existed.png", "unreadable: No such file or directory"),
@@ -111,19 +114,46 @@ def zoo(tmp_path_factory):
     return usable, unusable, before, snapshot(root), result
 
 
-@pytest.mark.parametrize("case", [
-    "rgb jpeg", "rgb png", "png named .jpg", "grayscale png", "palette png", "rgba png", "16-bit grayscale png",
-    "cmyk jpeg", "animated gif", "bmp", "lossy webp", "lossless webp", "mpo jpeg (camera)",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "rgb jpeg",
+        "rgb png",
+        "png named .jpg",
+        "grayscale png",
+        "palette png",
+        "rgba png",
+        "16-bit grayscale png",
+        "cmyk jpeg",
+        "animated gif",
+        "bmp",
+        "lossy webp",
+        "lossless webp",
+        "mpo jpeg (camera)",
+    ],
+)
 def test_files_the_pipeline_decodes_are_usable(zoo, case):
     usable, _, _, _, result = zoo
     assert str(usable[case]) not in result.problems
 
 
-@pytest.mark.parametrize("case", [
-    "zero-byte file", "truncated jpeg", "truncated png", "text named .jpg", "html named .png", "tiff named .jpg",
-    "huge png", "huge webp", "animated webp", "broken symlink", "missing path", "directory",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "zero-byte file",
+        "truncated jpeg",
+        "truncated png",
+        "text named .jpg",
+        "html named .png",
+        "tiff named .jpg",
+        "huge png",
+        "huge webp",
+        "animated webp",
+        "broken symlink",
+        "missing path",
+        "directory",
+    ],
+)
 def test_unusable_files_are_reported_with_what_is_wrong(zoo, case):
     _, unusable, _, _, result = zoo
     path, reason = unusable[case]

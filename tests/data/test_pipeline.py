@@ -65,8 +65,13 @@ def test_training_batches_are_mixed_with_soft_labels(make_image_tree, tmp_path):
     mix = build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4})
     augment = build_augmenter([{"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}])
     ds = make_dataset(
-        subset(folder.paths, folder.labels), num_classes=3, image_size=16, batch_size=8,
-        training=True, batch_augmentation=BatchAugmentation(augment, mix), seed=1,
+        subset(folder.paths, folder.labels),
+        num_classes=3,
+        image_size=16,
+        batch_size=8,
+        training=True,
+        batch_augmentation=BatchAugmentation(augment, mix),
+        seed=1,
     )
     images, labels = next(iter(ds))
     assert images.shape == (8, 16, 16, 3) and images.dtype == tf.float32
@@ -102,7 +107,12 @@ def test_disk_cache_is_written_reused_and_keyed_by_the_files(make_image_tree, tm
 def test_class_weights_weight_each_example_by_its_label(make_image_tree, tmp_path):
     data = tiny_subset(make_image_tree, tmp_path / "t", per_class=2)
     ds = make_dataset(
-        data, num_classes=3, image_size=8, batch_size=6, training=True, seed=0,
+        data,
+        num_classes=3,
+        image_size=8,
+        batch_size=6,
+        training=True,
+        seed=0,
         batch_augmentation=BatchAugmentation(
             mix=build_mixer({"_target_": "keras.layers.MixUp", "alpha": 0.4}), class_weights=np.array([1.0, 2.0, 3.0])
         ),

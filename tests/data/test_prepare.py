@@ -6,8 +6,8 @@ import json
 import logging
 
 import pytest
-from helpers import data_config
 
+from helpers import data_config
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, DataError
 

@@ -22,11 +22,18 @@ HTML = "<html><body>404</body></html>"
 
 
 def data_config(root, tmp_path, quarantine_dir, train="training_set", test="test_set"):
-    return OmegaConf.create({
-        "demo_root": str(tmp_path / "no-demo"), "train_dir": str(root / train), "test_dir": str(root / test),
-        "val_split": 0.25, "on_corrupt": "quarantine", "quarantine_dir": str(quarantine_dir),
-        "max_image_pixels": 89478485, "integrity_cache": str(tmp_path / "integrity.sqlite"),
-    })
+    return OmegaConf.create(
+        {
+            "demo_root": str(tmp_path / "no-demo"),
+            "train_dir": str(root / train),
+            "test_dir": str(root / test),
+            "val_split": 0.25,
+            "on_corrupt": "quarantine",
+            "quarantine_dir": str(quarantine_dir),
+            "max_image_pixels": 89478485,
+            "integrity_cache": str(tmp_path / "integrity.sqlite"),
+        }
+    )
 
 
 def make_dataset(make_image_tree, root, train="training_set", test="test_set"):
@@ -82,9 +89,7 @@ def tmpfs():
         run("umount", "-l", str(path))
 
 
-def test_quarantine_dir_whose_subfolders_are_the_trees_is_refused_before_anything_moves(
-    make_image_tree, tmp_path, out
-):
+def test_quarantine_dir_whose_subfolders_are_the_trees_is_refused_before_anything_moves(make_image_tree, tmp_path, out):
     # The reported case: quarantine_dir is the parent of train/ and test/, so <dir>/test/... is the test tree.
     root = make_dataset(make_image_tree, tmp_path / "d", train="train", test="test")
     before = files(root)
@@ -136,7 +141,8 @@ def test_read_only_source_leaves_the_original_and_no_copy(make_image_tree, tmp_p
     report = report_of(out)
     assert report["quarantined"] == []
     assert sorted(e["path"] for e in report["not_quarantined"]) == [
-        str(root / "test_set" / "cat" / "page.jpg"), str(root / "training_set" / "dog" / "page.jpg")
+        str(root / "test_set" / "cat" / "page.jpg"),
+        str(root / "training_set" / "dog" / "page.jpg"),
     ]
     assert all("Read-only file system" in e["why_not_moved"] for e in report["not_quarantined"])
     assert len(data.train) + len(data.val) == 12 and len(data.test) == 6, "training goes on as with skip"

@@ -14,11 +14,18 @@ NOT_FOLLOWED = "symlink leads out of its class folder"
 
 
 def data_config(root, tmp_path):
-    return OmegaConf.create({
-        "demo_root": str(tmp_path / "no-demo"), "train_dir": str(root / "training_set"),
-        "test_dir": str(root / "test_set"), "val_split": 0.25, "on_corrupt": "skip", "quarantine_dir": None,
-        "max_image_pixels": 89478485, "integrity_cache": str(tmp_path / "integrity.sqlite"),
-    })
+    return OmegaConf.create(
+        {
+            "demo_root": str(tmp_path / "no-demo"),
+            "train_dir": str(root / "training_set"),
+            "test_dir": str(root / "test_set"),
+            "val_split": 0.25,
+            "on_corrupt": "skip",
+            "quarantine_dir": None,
+            "max_image_pixels": 89478485,
+            "integrity_cache": str(tmp_path / "integrity.sqlite"),
+        }
+    )
 
 
 def labelled(folder):

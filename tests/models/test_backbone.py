@@ -77,8 +77,13 @@ def saved_run(tmp_path, name: str, image_size: int = 32):
     cfg = backbone_config(name, weights=None)
     backbone = build_backbone(cfg, image_size)
     model = build_classifier(
-        backbone, class_names=["a", "b"], image_size=image_size, preprocessing=cfg.preprocessing, dense_units=4,
-        dropout=0.0, l2=0.0,
+        backbone,
+        class_names=["a", "b"],
+        image_size=image_size,
+        preprocessing=cfg.preprocessing,
+        dense_units=4,
+        dropout=0.0,
+        l2=0.0,
     )
     run = tmp_path / "earlier-run"
     run.mkdir()

@@ -9,14 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from imgcls.models.classifier import build_classifier, class_names_of, find_backbone
+from helpers import tiny_classifier
+from imgcls.models.classifier import class_names_of, find_backbone
 from imgcls.models.layers import BackbonePreprocessing
 
-
-def tiny_classifier(**kwargs):
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    settings = dict(class_names=["ant", "bee", "cat", "dog"], image_size=32, preprocessing="builtin", dense_units=8, dropout=0.2, l2=1e-4)
-    return build_classifier(backbone, **{**settings, **kwargs}), backbone
+CLASS_NAMES = ["ant", "bee", "cat", "dog"]
 
 
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
@@ -27,15 +24,21 @@ def test_preprocessing_matches_keras_applications(mode):
 
 
 def test_head_is_gap_bn_dense_bn_dropout_softmax_in_float32():
-    model, backbone = tiny_classifier()
+    model = tiny_classifier(CLASS_NAMES)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds[kinds.index("Functional") + 1:] == [
-        "GlobalAveragePooling2D", "BatchNormalization", "Dense", "BatchNormalization", "Dropout", "ClassProbabilities",
+    assert kinds[kinds.index("Functional") + 1 :] == [
+        "GlobalAveragePooling2D",
+        "BatchNormalization",
+        "Dense",
+        "BatchNormalization",
+        "Dropout",
+        "ClassProbabilities",
     ]
     output = model.layers[-1]
     assert isinstance(output, keras.layers.Dense) and output.get_config()["activation"] == "softmax"
     assert model.layers[1].__class__ is BackbonePreprocessing
-    assert find_backbone(model) is backbone
+    backbone = find_backbone(model)
+    assert backbone is model.layers[2] and backbone.name.lower().startswith("mobilenetv3small")
     out = model.predict(np.full((3, 32, 32, 3), 128.0, "float32"), verbose=0)
     assert out.dtype == np.float32 and out.shape == (3, 4)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
@@ -44,7 +47,7 @@ def test_head_is_gap_bn_dense_bn_dropout_softmax_in_float32():
 def test_softmax_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model, _ = tiny_classifier()
+        model = tiny_classifier(CLASS_NAMES, spread=False)
         assert model.layers[-1].compute_dtype == "float32"
         assert model.layers[-3].compute_dtype == "float16"
     finally:
@@ -52,7 +55,7 @@ def test_softmax_stays_float32_under_mixed_precision():
 
 
 def test_saved_model_loads_and_predicts_with_only_import_imgcls(tmp_path):
-    model, _ = tiny_classifier(preprocessing="caffe")
+    model = tiny_classifier(CLASS_NAMES, "caffe")
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "expected.npy", model.predict(images, verbose=0))
@@ -70,7 +73,7 @@ def test_saved_model_loads_and_predicts_with_only_import_imgcls(tmp_path):
 
 
 def test_class_names_travel_with_the_model(tmp_path):
-    model, _ = tiny_classifier(class_names=["zebra fish", "猫", "dog"])
+    model = tiny_classifier(["zebra fish", "猫", "dog"], spread=False)
     assert class_names_of(model) == ["zebra fish", "猫", "dog"]
     assert model.output_shape == (None, 3)
     model.save(tmp_path / "m.keras")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import compose_app, run_entrypoint
 from hydra.utils import instantiate
 
+from helpers import compose_app, run_entrypoint
 from imgcls.runs.callback import RunsTableCallback
 from imgcls.targets import TRUSTED_TARGETS
 
@@ -36,13 +36,23 @@ def test_a_real_multirun_writes_runs_csv_even_when_its_jobs_fail_at_start(tmp_pa
     # Jobs that stop at the config check (seconds, no training): Hydra itself builds the callback, through
     # imgcls's execution whitelist, and calls it at the end; each job folder holds only .hydra/ and train.log.
     sweep_dir = tmp_path / "multirun" / "s"
-    result = run_entrypoint("imgcls.train", [
-        "-m", "optimized_metric=test_accuracy", f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
-        "seed=1,2",
-    ], cwd=tmp_path, timeout=300)
+    result = run_entrypoint(
+        "imgcls.train",
+        [
+            "-m",
+            "optimized_metric=test_accuracy",
+            f"paths.log_dir={tmp_path}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "seed=1,2",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert "optimized_metric=test_accuracy is not a validation metric" in result.stderr + result.stdout
     with open(sweep_dir / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(row["run_dir"], row["status"]) for row in rows] == [
-        (str(sweep_dir / "0"), "unfinished"), (str(sweep_dir / "1"), "unfinished")]
+        (str(sweep_dir / "0"), "unfinished"),
+        (str(sweep_dir / "1"), "unfinished"),
+    ]
     assert rows[0]["backbone"] == "resnet50" and rows[1]["overrides"].endswith("seed=2")

@@ -13,8 +13,13 @@ from imgcls.runs.cli import main
 
 @pytest.mark.slow
 def test_imgcls_runs_prints_the_best_run_first_and_writes_runs_csv(log_dir):
-    result = subprocess.run([sys.executable, "-m", "imgcls.runs.cli", "--sort", "val_loss"], cwd=log_dir,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "imgcls.runs.cli", "--sort", "val_loss"],
+        cwd=log_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["run", "status", "time", "duration", "epochs"]

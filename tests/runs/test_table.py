@@ -24,8 +24,20 @@ def test_runs_csv_has_every_hparam_and_every_val_and_test_metric(table, log_dir,
     assert header[:5] == ["run_dir", "status", "time", "train_seconds", "epochs_trained"]
     hparams = json.loads((log_dir / "outputs" / "2026-11-29" / "10-00-00" / "metrics.json").read_text())["hparams"]
     assert len(hparams) == 18 and set(hparams) <= set(header)
-    metrics = {f"{split}_{name}" for split in ("val", "test") for name in (
-        "accuracy", "loss", "precision", "recall", "f1", "precision_weighted", "recall_weighted", "f1_weighted")}
+    metrics = {
+        f"{split}_{name}"
+        for split in ("val", "test")
+        for name in (
+            "accuracy",
+            "loss",
+            "precision",
+            "recall",
+            "f1",
+            "precision_weighted",
+            "recall_weighted",
+            "f1_weighted",
+        )
+    }
     assert metrics | {"val_ece", "test_ece", "temperature", "git_commit", "overrides"} <= set(header)
     assert "class_names" not in header and "test_per_class" not in header
     assert len(rows) == 5

@@ -6,6 +6,7 @@ import pwd
 import re
 
 import pytest
+
 from postgres_server import SEARCHED, find_server_bin, postgres_server, server_user
 
 

@@ -7,12 +7,7 @@ import signal
 
 import pytest
 
-from imgcls.sweeps.interrupts import (
-    SweepInterrupted,
-    interruptible,
-    raise_if_interrupted,
-    signals_raise_interrupted,
-)
+from imgcls.sweeps.interrupts import SweepInterrupted, interruptible, raise_if_interrupted, signals_raise_interrupted
 
 
 def test_a_signal_inside_a_jobs_work_stops_it_at_once():

@@ -9,6 +9,8 @@ import optuna
 import pytest
 import yaml
 
+from helpers import tiny_run_overrides
+
 State = optuna.trial.TrialState
 
 
@@ -28,17 +30,29 @@ def test_two_workers_with_one_command_share_a_study_and_prune(image_dataset, tmp
     # One command for every worker, as on several machines; one trial each keeps the test short. This
     # pruner stops every trial after its first epoch: each job reports to its trial in PostgreSQL and is stopped.
     command = [
-        sys.executable, "-m", "imgcls.train", "-m", "hparams_search=optuna", "debug=tiny",
-        "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=0", "augmentation=none", "mixup=none",
-        f"data.train_dir={image_dataset / 'training_set'}", f"data.test_dir={image_dataset / 'test_set'}",
-        f"paths.log_dir={tmp_path}", "hydra.sweeper.study_name=t", f"hydra.sweeper.storage={postgres_url}",
-        "hydra.sweeper.n_trials=1", "hydra.sweeper.max_failure_rate=0",
-        "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
-        "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.lower=1.01",
+        sys.executable,
+        "-m",
+        "imgcls.train",
+        "-m",
+        "hparams_search=optuna",
+        *tiny_run_overrides(image_dataset, "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=0"),
+        "augmentation=none",
+        "mixup=none",
+        f"paths.log_dir={tmp_path}",
+        "hydra.sweeper.study_name=t",
+        f"hydra.sweeper.storage={postgres_url}",
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.max_failure_rate=0",
+        "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+        "~hydra.sweeper.pruner.n_startup_trials",
+        "~hydra.sweeper.pruner.n_warmup_steps",
+        "+hydra.sweeper.pruner.lower=1.01",
     ]
     logs = [tmp_path / f"worker{index}.log" for index in (1, 2)]
-    workers = [subprocess.Popen(command, cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
-               for log in logs]  # files, not pipes: a full pipe would block a worker
+    workers = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
+        for log in logs
+    ]  # files, not pipes: a full pipe would block a worker
     try:
         for worker in workers:
             worker.wait(timeout=600)

@@ -20,8 +20,9 @@ def test_rerun_command_quotes_what_the_shell_needs():
 def a_study(direction):
     study = optuna.create_study(direction=direction)
     space = {"model.dropout": FloatDistribution(0.0, 0.5)}
-    for number, (value, state) in enumerate([(0.4, State.COMPLETE), (0.9, State.COMPLETE), (None, State.PRUNED),
-                                             (None, State.FAIL)]):
+    for number, (value, state) in enumerate(
+        [(0.4, State.COMPLETE), (0.9, State.COMPLETE), (None, State.PRUNED), (None, State.FAIL)]
+    ):
         trial = study.ask(space)
         trial.set_user_attr("run_dir", f"/sweep/{number}")
         if state == State.COMPLETE:

@@ -1,4 +1,4 @@
-"""A study knows the question it answers; a start that asks another one is refused, naming the changes and the ways out."""
+"""A study knows the question it answers; a start asking another one is refused, naming the changes and ways out."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ DATA = {"train": "a" * 64, "test": "b" * 64}
 
 
 def definition(**changes):
-    settings = dict(metric="val_accuracy", direction="maximize", distributions=SPACE,
-                    fixed_overrides=["experiment=demo", "data.train_dir=/data/train"], data=DATA)
+    settings = dict(
+        metric="val_accuracy",
+        direction="maximize",
+        distributions=SPACE,
+        fixed_overrides=["experiment=demo", "data.train_dir=/data/train"],
+        data=DATA,
+    )
     return study_definition(**{**settings, **changes})
 
 
@@ -47,8 +52,9 @@ def test_a_changed_metric_is_refused_with_both_ways_out(study):
 
 def test_a_changed_direction_is_refused_even_when_changes_are_allowed(study):
     with pytest.raises(StudyDefinitionError) as refused:
-        check_study_definition(study, definition(metric="val_loss", direction="minimize"), storage="memory",
-                               allow_change=True)
+        check_study_definition(
+            study, definition(metric="val_loss", direction="minimize"), storage="memory", allow_change=True
+        )
     assert "direction maximize -> minimize" in str(refused.value)
     assert "allow_changed_study" not in str(refused.value), "only a new study can change the direction"
 
@@ -67,11 +73,16 @@ def test_changed_overrides_and_data_are_refused_but_data_locations_are_not(study
     moved = definition(fixed_overrides=["experiment=demo", "data.train_dir=/mnt/other/train"])
     check_study_definition(study, moved, storage="memory", allow_change=False)
     with pytest.raises(StudyDefinitionError, match="override added backbone=resnet50"):
-        check_study_definition(study, definition(fixed_overrides=["experiment=demo", "backbone=resnet50"]),
-                               storage="memory", allow_change=False)
+        check_study_definition(
+            study,
+            definition(fixed_overrides=["experiment=demo", "backbone=resnet50"]),
+            storage="memory",
+            allow_change=False,
+        )
     with pytest.raises(StudyDefinitionError, match="train files differ"):
-        check_study_definition(study, definition(data={**DATA, "train": "c" * 64}), storage="memory",
-                               allow_change=False)
+        check_study_definition(
+            study, definition(data={**DATA, "train": "c" * 64}), storage="memory", allow_change=False
+        )
 
 
 def test_allowing_a_change_continues_and_stores_the_new_definition(study):

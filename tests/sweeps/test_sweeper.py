@@ -11,8 +11,8 @@ import optuna
 import pytest
 import sqlalchemy.exc
 import yaml
-from helpers import kill_when
 
+from helpers import kill_when, tiny_run_overrides
 from imgcls.resolvers import metric_direction
 from imgcls.sweeps.sweeper import failures_allowed
 
@@ -35,23 +35,33 @@ def test_the_failure_budget_never_ends_a_sweep_on_its_first_failure_unless_asked
 
 def sweep_args(image_dataset, log_dir, *extra):
     return [
-        "-m", "hparams_search=optuna", "debug=tiny", "train.phases.phase1.epochs=2", "train.phases.phase2.epochs=0",
-        "augmentation=none", "mixup=none", f"data.train_dir={image_dataset / 'training_set'}",
-        f"data.test_dir={image_dataset / 'test_set'}", f"paths.log_dir={log_dir}", "hydra.sweeper.study_name=t",
-        *extra,
+        "-m",
+        "hparams_search=optuna",
+        *tiny_run_overrides(
+            image_dataset,
+            "train.phases.phase1.epochs=2",
+            "train.phases.phase2.epochs=0",
+            "augmentation=none",
+            "mixup=none",
+            f"paths.log_dir={log_dir}",
+            "hydra.sweeper.study_name=t",
+            *extra,
+        ),
     ]
 
 
 def start_sweep(args, cwd, log_path):
     """The sweep as a background process whose output goes to ``log_path`` (a pipe could fill up and block it)."""
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "imgcls.train", *args], cwd=cwd, stdout=log,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "imgcls.train", *args], cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
 
 
 def run_sweep(args, cwd, timeout=600, expect_rc=0):
-    result = subprocess.run([sys.executable, "-m", "imgcls.train", *args], cwd=cwd, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "imgcls.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
     output = result.stdout + result.stderr
     assert result.returncode == expect_rc, output[-4000:]
     if expect_rc:
@@ -71,10 +81,16 @@ def load(sweep_dir):
 @pytest.mark.slow
 def test_pruned_trials_are_recorded_as_pruned_and_the_results_written(image_dataset, tmp_path):
     # This pruner stops every trial after its first epoch: pruning, deterministically.
-    pruner = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
-              "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.lower=1.01"]
-    run_sweep(sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0",
-                         *pruner), tmp_path)
+    pruner = [
+        "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+        "~hydra.sweeper.pruner.n_startup_trials",
+        "~hydra.sweeper.pruner.n_warmup_steps",
+        "+hydra.sweeper.pruner.lower=1.01",
+    ]
+    run_sweep(
+        sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0", *pruner),
+        tmp_path,
+    )
     sweep_dir = tmp_path / "multirun" / "optuna" / "t"
     study = load(sweep_dir)
     assert [t.state for t in study.trials] == [State.PRUNED, State.PRUNED]
@@ -118,8 +134,10 @@ def test_a_restarted_sweep_never_repeats_a_trial_and_keeps_to_its_question(image
     output = run_sweep([*args, "hydra.sweeper.total_trials=6"], tmp_path)
     assert "nothing more to run" in output and len(load(sweep_dir).trials) == 6, "the total budget is reached"
 
-    for change, said in ((["optimized_metric=val_loss"], "direction maximize -> minimize"),
-                         (["model.dropout=interval(0.2,0.5)"], "search space model.dropout")):
+    for change, said in (
+        (["optimized_metric=val_loss"], "direction maximize -> minimize"),
+        (["model.dropout=interval(0.2,0.5)"], "search space model.dropout"),
+    ):
         output = run_sweep([*args, *change], tmp_path, expect_rc=2)
         assert said in output and "hydra.sweeper.study_name=" in output
     assert len(load(sweep_dir).trials) == 6, "a refused start runs nothing"
@@ -132,8 +150,14 @@ def test_a_sweep_stopped_by_failures_keeps_the_results_of_its_finished_trials(im
     study = optuna.create_study(study_name="t", storage=f"sqlite:///{sweep_dir / 'optuna.db'}", direction="maximize")
     for dropout in (0.2, 1.5, 1.4):  # a dropout rate over 1 makes the job fail when it builds the model
         study.enqueue_trial({"model.dropout": dropout})
-    args = sweep_args(image_dataset, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null",
-                      "hydra.sweeper.max_failure_rate=0.34", "model.dropout=interval(0.0,1.5)")
+    args = sweep_args(
+        image_dataset,
+        tmp_path,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner=null",
+        "hydra.sweeper.max_failure_rate=0.34",
+        "model.dropout=interval(0.0,1.5)",
+    )
     output = run_sweep(args, tmp_path, expect_rc=1)
     assert "Sweep stopped: 2 trial(s) failed" in output, "the first failure was tolerated, the second stopped it"
     rows = summary_rows(sweep_dir)
@@ -161,10 +185,23 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_results_and_fails_the_running_tria
 @pytest.mark.slow
 def test_jobs_in_other_processes_are_pruned_through_the_shared_storage(image_dataset, tmp_path):
     # Hydra's joblib launcher runs each job in a worker process: the job finds its trial in the study's storage.
-    pruner = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
-              "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.lower=1.01"]
-    output = run_sweep(sweep_args(image_dataset, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                  "hydra.sweeper.n_trials=1", *pruner), tmp_path)
+    pruner = [
+        "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+        "~hydra.sweeper.pruner.n_startup_trials",
+        "~hydra.sweeper.pruner.n_warmup_steps",
+        "+hydra.sweeper.pruner.lower=1.01",
+    ]
+    output = run_sweep(
+        sweep_args(
+            image_dataset,
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_trials=1",
+            *pruner,
+        ),
+        tmp_path,
+    )
     assert "backend=loky" in output, "the job ran in a joblib (loky) worker process"
     (trial,) = load(tmp_path / "multirun" / "optuna" / "t").trials
     assert trial.state == State.PRUNED and list(trial.intermediate_values) == [0]

@@ -82,13 +82,25 @@ def test_a_proposal_that_repeats_a_running_trial_is_not_run():
 
 
 def test_job_results_recorded_are_validation_metrics_only(tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps(
-        {"val_accuracy": 0.9, "val_loss": 0.3, "test_accuracy": 0.8, "epochs_trained": 4, "train_seconds": 12.5,
-         "class_names": ["a", "b"]}
-    ))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "val_accuracy": 0.9,
+                "val_loss": 0.3,
+                "test_accuracy": 0.8,
+                "epochs_trained": 4,
+                "train_seconds": 12.5,
+                "class_names": ["a", "b"],
+            }
+        )
+    )
     study = optuna.create_study()
     trial = study.ask()
     record_job_results(trial, tmp_path)
     record_job_results(trial, tmp_path / "missing")  # a job that wrote nothing records nothing
-    assert study.trials[0].user_attrs == {"val_accuracy": 0.9, "val_loss": 0.3, "epochs_trained": 4,
-                                          "train_seconds": 12.5}
+    assert study.trials[0].user_attrs == {
+        "val_accuracy": 0.9,
+        "val_loss": 0.3,
+        "epochs_trained": 4,
+        "train_seconds": 12.5,
+    }

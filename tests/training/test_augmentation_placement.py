@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
+from helpers import tiny_classifier
 from imgcls.errors import ConfigError
 from imgcls.training import augmentation_placement
 from imgcls.training.augmentation_placement import AugmentationPlacement, resolve_augment_on
 from imgcls.training.on_device import DeviceAugmentedModel
-from helpers import tiny_classifier
 
 
 def test_auto_puts_augmentation_on_the_device_only_where_there_is_an_accelerator(monkeypatch):

@@ -38,14 +38,25 @@ def datasets():
 def fit(tmp_path, schedule_factory, *, epochs=3, initial_epoch=0, backbone_lr_mult=1.0):
     model, backbone = tiny_model()
     settings = FitSettings(
-        loss=keras.losses.CategoricalCrossentropy(), optimizer_factory=functools.partial(keras.optimizers.SGD),
-        schedule_factory=schedule_factory, early_stopping_patience=10, log_dir=tmp_path, train_images=IMAGES,
-        jit_compile=False, verbose=0,
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.SGD),
+        schedule_factory=schedule_factory,
+        early_stopping_patience=10,
+        log_dir=tmp_path,
+        train_images=IMAGES,
+        jit_compile=False,
+        verbose=0,
     )
     train_ds, val_ds = datasets()
     fit_phase(
-        model, PhasePlan("phase1", epochs, 0.1, backbone_lr_mult=backbone_lr_mult), settings, train_ds=train_ds,
-        val_ds=val_ds, initial_epoch=initial_epoch, strategy=tf.distribute.get_strategy(), backbone=backbone,
+        model,
+        PhasePlan("phase1", epochs, 0.1, backbone_lr_mult=backbone_lr_mult),
+        settings,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        initial_epoch=initial_epoch,
+        strategy=tf.distribute.get_strategy(),
+        backbone=backbone,
     )
 
 

@@ -9,8 +9,8 @@ import os
 import keras
 import numpy as np
 import pytest
-from helpers import compose_app, small_disk
 
+from helpers import compose_app, small_disk
 from imgcls.errors import ConfigError
 from imgcls.training.checkpoints import EpochBackup, PhaseCheckpoints, write_atomically
 from imgcls.training.run_folder import check_run_folder, config_fingerprint, differences, is_out_of_space
@@ -60,7 +60,9 @@ def test_a_truncated_latest_backup_falls_back_to_the_previous_one(tmp_path, capl
 def test_a_kept_backup_is_never_overwritten_in_place(tmp_path):
     fit(small_model(), EpochBackup(tmp_path), epochs=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "epoch-0002.weights.h5", "epoch-0003.weights.h5", "training_metadata.json",
+        "epoch-0002.weights.h5",
+        "epoch-0003.weights.h5",
+        "training_metadata.json",
     ]
 
 
@@ -70,14 +72,26 @@ def tiny(*overrides):
 
 def test_fingerprint_names_what_changed_and_ignores_outputs():
     before = config_fingerprint(tiny())
-    after = config_fingerprint(tiny(
-        "data.image_size=48", "model.dropout=0.4", "train.phases.phase2.lr=1e-4",
-        "paths.output_dir=/elsewhere", "train.verbose=2", "train.tensorboard=false", "trial.number=3",
-    ))
+    after = config_fingerprint(
+        tiny(
+            "data.image_size=48",
+            "model.dropout=0.4",
+            "train.phases.phase2.lr=1e-4",
+            "paths.output_dir=/elsewhere",
+            "train.verbose=2",
+            "train.tensorboard=false",
+            "trial.number=3",
+        )
+    )
     assert differences(before, after) == [
-        "data.image_size 32 -> 48", "model.dropout 0.3 -> 0.4", "train.phases.phase2.lr 1e-05 -> 0.0001",
+        "data.image_size 32 -> 48",
+        "model.dropout 0.3 -> 0.4",
+        "train.phases.phase2.lr 1e-05 -> 0.0001",
     ]
-    assert any(key.startswith("backbone.") for key in differences(before, config_fingerprint(tiny("backbone=compact_resnet_s"))))
+    assert any(
+        key.startswith("backbone.")
+        for key in differences(before, config_fingerprint(tiny("backbone=compact_resnet_s")))
+    )
 
 
 def test_a_used_folder_is_refused_unless_resumed(tmp_path):
@@ -121,5 +135,7 @@ def test_a_full_disk_is_recognised_and_keeps_the_previous_file(full_disk):
         write_atomically(path, lambda partial: partial.write_bytes(b"0" * (2 << 20)))
     assert is_out_of_space(raised.value)
     assert os.listdir(full_disk) == ["state.json"] and path.read_text() == "good"
-    h5py_says = RuntimeError("Can't write data (file write failed: errno = 28, error message = 'No space left on device')")
+    h5py_says = RuntimeError(
+        "Can't write data (file write failed: errno = 28, error message = 'No space left on device')"
+    )
     assert is_out_of_space(h5py_says) and not is_out_of_space(RuntimeError("Can't write data"))

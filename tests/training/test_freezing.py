@@ -7,19 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imgcls.models.classifier import build_classifier
+from helpers import tiny_classifier
+from imgcls.models.classifier import find_backbone
 from imgcls.training.freezing import set_trainable_backbone
 
 HEAD_WEIGHTS = 8  # BN1 gamma/beta, Dense kernel/bias, BN2 gamma/beta, output kernel/bias
 
 
 def classifier(freeze_batchnorm=True):
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    model = build_classifier(
-        backbone, class_names=["a", "b", "c"], image_size=32, preprocessing="builtin", dense_units=8, dropout=0.0, l2=0.0,
-        freeze_batchnorm=freeze_batchnorm,
-    )
-    return model, backbone
+    model = tiny_classifier(spread=False, dropout=0.0, l2=0.0, freeze_batchnorm=freeze_batchnorm)
+    return model, find_backbone(model)
 
 
 def is_bn(layer):

@@ -18,15 +18,11 @@ import pytest
 import tensorflow as tf
 
 import imgcls  # noqa: F401  (registers the layers load_model needs)
+from helpers import tiny_run_overrides
 from imgcls.errors import ConfigError
-from imgcls.training.multi_worker import (
-    is_chief,
-    multi_worker_strategy,
-    resolve_cluster,
-    shard_by_data,
-    worker_count,
-    worker_output_dir,
-)
+from imgcls.training.cluster import resolve_cluster
+from imgcls.training.multi_worker import multi_worker_strategy
+from imgcls.training.workers import is_chief, shard_by_data, worker_count, worker_output_dir
 
 TWO_WORKERS = ["10.0.0.1:2222", "10.0.0.2:2222"]
 
@@ -98,7 +94,9 @@ def test_the_strategy_checks_its_settings_before_starting_anything(monkeypatch):
 def test_the_option_composes_with_tf_config_as_its_default(compose_config):
     strategy = compose_config(["strategy=multi_worker"]).strategy
     assert (strategy.workers, strategy.index, strategy.communication) == (None, None, "auto")
-    keys = compose_config(["strategy=multi_worker", "strategy.workers=[127.0.0.1:2222,127.0.0.1:2223]", "strategy.index=1"])
+    keys = compose_config(
+        ["strategy=multi_worker", "strategy.workers=[127.0.0.1:2222,127.0.0.1:2223]", "strategy.index=1"]
+    )
     assert list(keys.strategy.workers) == ["127.0.0.1:2222", "127.0.0.1:2223"] and keys.strategy.index == 1
 
 
@@ -157,10 +155,7 @@ def start_workers(image_dataset: Path, tmp_path: Path, extra: tuple[list[str], l
     strategy.workers/index, worker 1 from TF_CONFIG; ``extra`` holds each one's own overrides.
     Returns (process, run folder) per worker."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    common = [
-        "debug=tiny", "train.phases.phase2.unfreeze=5", f"data.train_dir={image_dataset / 'training_set'}",
-        f"data.test_dir={image_dataset / 'test_set'}", "strategy=multi_worker",
-    ]
+    common = tiny_run_overrides(image_dataset, "strategy=multi_worker")
     # Two processes share two cores: one thread each for TensorFlow's op pools avoids oversubscription.
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="1")
@@ -174,9 +169,19 @@ def start_workers(image_dataset: Path, tmp_path: Path, extra: tuple[list[str], l
             run_dir = tmp_path / f"worker{index}"
             with open(tmp_path / f"worker{index}.out", "w") as output:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "imgcls.train", *common, *cluster_args, *extra[index],
-                     f"hydra.run.dir={run_dir}"],
-                    cwd=tmp_path, env=worker_env, stdout=output, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "imgcls.train",
+                        *common,
+                        *cluster_args,
+                        *extra[index],
+                        f"hydra.run.dir={run_dir}",
+                    ],
+                    cwd=tmp_path,
+                    env=worker_env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
                 )
             started.append((process, run_dir))
     except BaseException:
@@ -224,8 +229,9 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(image_dataset, tm
     assert "with 2 replica(s)" in log
     assert "2 replicas: global batch 16 (data.batch_size 8 per replica)" in log
 
-    # The other worker ran the same training to the end but left nothing except Hydra's own files.
-    assert sorted(path.name for path in other.iterdir()) == [".hydra", "train.log"]
+    # The other worker ran the same training to the end but left nothing except its process's own records:
+    # Hydra's files, its log and its environment.json.
+    assert sorted(path.name for path in other.iterdir()) == [".hydra", "environment.json", "train.log"]
     other_log = (other / "train.log").read_text()
     scratch = re.search(r"its files go to (\S+) and are removed", other_log)
     assert scratch and not Path(scratch.group(1)).exists()

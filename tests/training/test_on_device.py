@@ -83,9 +83,10 @@ def test_class_weights_weight_the_loss_inside_the_training_step():
 
 def test_the_trainee_is_the_classifier_its_weights_and_saved_model_are_the_classifiers(tmp_path):
     classifier = small_classifier()
-    model = DeviceAugmentedModel(classifier, BatchAugmentation(augment=build_augmenter([
-        {"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}
-    ])))
+    model = DeviceAugmentedModel(
+        classifier,
+        BatchAugmentation(augment=build_augmenter([{"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}])),
+    )
     assert [id(w) for w in model.weights] == [id(w) for w in classifier.weights]
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     model.fit(uint8_batches(), epochs=1, verbose=0)
@@ -96,11 +97,15 @@ def test_the_trainee_is_the_classifier_its_weights_and_saved_model_are_the_class
     np.testing.assert_allclose(fresh.predict(images, verbose=0), classifier.predict(images, verbose=0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("layer, compiles", [
-    ({"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}, True),
-    ({"_target_": "keras.layers.RandomZoom", "height_factor": [-0.2, 0.0]}, False),
-    ("a user's layer on ImageProjectiveTransformV3 that does not say it lacks XLA", False),
-], ids=["RandomFlip", "RandomZoom", "custom"])
+@pytest.mark.parametrize(
+    "layer, compiles",
+    [
+        ({"_target_": "keras.layers.RandomFlip", "mode": "horizontal"}, True),
+        ({"_target_": "keras.layers.RandomZoom", "height_factor": [-0.2, 0.0]}, False),
+        ("a user's layer on ImageProjectiveTransformV3 that does not say it lacks XLA", False),
+    ],
+    ids=["RandomFlip", "RandomZoom", "custom"],
+)
 def test_xla_stays_on_unless_an_augmentation_layer_cannot_be_compiled(layer, compiles):
     augment = build_augmenter([layer]) if isinstance(layer, dict) else ShiftRight()
     model = DeviceAugmentedModel(small_classifier(), BatchAugmentation(augment=augment))

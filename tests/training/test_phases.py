@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import tiny_classifier
 from imgcls.errors import ConfigError
-from imgcls.models.classifier import build_classifier
+from imgcls.models.classifier import find_backbone
 from imgcls.models.compact_resnet import CompactResNet
 from imgcls.training.checkpoints import PhaseCheckpoints
 from imgcls.training.freezing import set_trainable_backbone
@@ -21,13 +22,8 @@ from imgcls.training.schedules import constant
 
 
 def classifier(seed=0):
-    keras.utils.set_random_seed(seed)
-    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
-    model = build_classifier(
-        backbone, class_names=["a", "b", "c"], image_size=32, preprocessing="builtin", dense_units=8, dropout=0.0,
-        l2=0.0,
-    )
-    return model, backbone
+    model = tiny_classifier(spread=False, dropout=0.0, l2=0.0, seed=seed)
+    return model, find_backbone(model)
 
 
 def batch():
@@ -80,13 +76,24 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
 
     checkpoints = PhaseCheckpoints(tmp_path / "checkpoints", resume=False)
     settings = FitSettings(
-        loss=keras.losses.CategoricalCrossentropy(), optimizer_factory=functools.partial(keras.optimizers.SGD),
-        schedule_factory=explodes_in_epoch_2, checkpoints=checkpoints, verbose=0, early_stopping_patience=10,
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.SGD),
+        schedule_factory=explodes_in_epoch_2,
+        checkpoints=checkpoints,
+        verbose=0,
+        early_stopping_patience=10,
     )
     plan = PhasePlan("phase1", epochs=4, lr=1e-3)
     with pytest.raises(TrainingDivergedError, match=r"phase1, epoch 2.*train\.phases\.phase1\.lr"):
-        fit_phase(model, plan, settings, train_ds=train_ds, val_ds=train_ds, initial_epoch=0,
-                  strategy=tf.distribute.get_strategy())
+        fit_phase(
+            model,
+            plan,
+            settings,
+            train_ds=train_ds,
+            val_ds=train_ds,
+            initial_epoch=0,
+            strategy=tf.distribute.get_strategy(),
+        )
     backup = tmp_path / "checkpoints" / "phase1"
     metadata = json.loads((backup / "training_metadata.json").read_text())
     assert metadata["epoch"] == 1
@@ -112,12 +119,10 @@ def test_finished_phase_is_restored_not_rerun(tmp_path):
 
 
 def compact_classifier(freeze_batchnorm):
+    """The tiny classifier on a 16 px CompactResNet."""
     keras.utils.set_random_seed(0)
     backbone = CompactResNet(input_shape=(16, 16, 3), stem_width=4, stage_widths=(4, 8), blocks_per_stage=(1, 1))
-    model = build_classifier(
-        backbone, class_names=["a", "b", "c"], image_size=16, preprocessing="builtin", dense_units=8, dropout=0.0,
-        l2=0.0, freeze_batchnorm=freeze_batchnorm,
-    )
+    model = tiny_classifier(backbone=backbone, spread=False, dropout=0.0, l2=0.0, freeze_batchnorm=freeze_batchnorm)
     return model, backbone
 
 
@@ -125,10 +130,15 @@ def run_phases(model, backbone, plans, freeze_batchnorm):
     images = tf.random.stateless_uniform((16, 16, 16, 3), seed=(3, 4), minval=0, maxval=255)
     data = tf.data.Dataset.from_tensor_slices((images, tf.one_hot(tf.range(16) % 3, 3))).batch(8)
     settings = FitSettings(
-        loss=keras.losses.CategoricalCrossentropy(), optimizer_factory=functools.partial(keras.optimizers.Adam),
-        schedule_factory=constant, freeze_batchnorm=freeze_batchnorm, verbose=0,
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.Adam),
+        schedule_factory=constant,
+        freeze_batchnorm=freeze_batchnorm,
+        verbose=0,
     )
-    return train_phases(model, backbone, plans, settings, train_ds=data, val_ds=data, strategy=tf.distribute.get_strategy())
+    return train_phases(
+        model, backbone, plans, settings, train_ds=data, val_ds=data, strategy=tf.distribute.get_strategy()
+    )
 
 
 def snapshot(backbone):
@@ -150,7 +160,9 @@ def test_scratch_trains_every_backbone_weight_and_batchnorm_from_its_first_epoch
 
 def test_pretrained_keeps_batchnorm_frozen_and_trains_the_backbone_only_in_phase2():
     model, backbone = compact_classifier(freeze_batchnorm=True)
-    bn = {w.path for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights}
+    bn = {
+        w.path for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights
+    }
     before = snapshot(backbone)
     head_before = model.get_layer("head_dense").kernel.numpy().copy()
     run_phases(model, backbone, [PhasePlan("phase1", 1, 1e-2)], freeze_batchnorm=True)

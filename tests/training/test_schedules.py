@@ -1,19 +1,17 @@
-"""Learning-rate schedules and the precision policy."""
+"""Learning-rate schedules: warm-up and cosine decay, constant, reduce on plateau."""
 
 from __future__ import annotations
 
 import keras
 import pytest
-import tensorflow as tf
 
-from imgcls.errors import ConfigError
-from imgcls.training.precision import apply_precision, resolve_precision
 from imgcls.training.schedules import constant, cosine_with_warmup, reduce_on_plateau
 
 
 def test_cosine_warms_up_linearly_then_decays_to_the_final_fraction():
-    schedule, callbacks = cosine_with_warmup(1e-3, steps_per_epoch=10, epochs=10, warmup_fraction=0.1,
-                                             final_lr_fraction=0.01)
+    schedule, callbacks = cosine_with_warmup(
+        1e-3, steps_per_epoch=10, epochs=10, warmup_fraction=0.1, final_lr_fraction=0.01
+    )
     assert callbacks == []
     assert float(schedule(0)) == pytest.approx(0.0)
     assert float(schedule(5)) == pytest.approx(0.5e-3)
@@ -31,16 +29,3 @@ def test_constant_and_plateau_start_at_the_base_rate():
     assert constant(3e-4, 10, 2) == (3e-4, [])
     lr, callbacks = reduce_on_plateau(3e-4, 10, 2, patience=1)
     assert lr == 3e-4 and isinstance(callbacks[0], keras.callbacks.ReduceLROnPlateau)
-
-
-def test_auto_precision_is_float32_on_cpu_and_bad_values_are_refused():
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert resolve_precision("auto") == ("mixed_float16" if on_gpu else "float32")
-    assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
-    with pytest.raises(ConfigError, match="precision"):
-        resolve_precision("fp8")
-    try:
-        assert apply_precision("mixed_float16") == "mixed_float16"
-        assert keras.mixed_precision.global_policy().name == "mixed_float16"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
