@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   # creates .venv if missing, then trains on the built-in digits data
 #   make test   # creates .venv if missing, then runs the test suite
+# make lint checks style (ruff); CI runs it before the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.imgcls-installed
 # pytest-xdist workers; each holds its own TensorFlow (about 1.5 GB)
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast lint format install clean
 
 install: $(STAMP)
 
@@ -26,6 +27,15 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+# ruff: lint (pyflakes, pycodestyle, bugbear, pyupgrade), import order, and formatting, as CI checks them
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks conf
+	$(BIN)/ruff format --check src tests benchmarks conf
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks conf
+	$(BIN)/ruff format src tests benchmarks conf
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -59,18 +59,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--big-images", type=int, default=20000, help="files in the linked tree for the memory test (default 20000)"
     )
     parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imgcls-bench",
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "imgcls-bench",
         help="where the image trees and caches are kept (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per rate; the best counts (default 3)")
     parser.add_argument("--no-disk", action="store_true", help="skip the peak-RSS runs with cache=disk")
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="smoke run: 128 photos, 512 linked files, 1 repeat, no cache=disk run (about a minute); "
         "the numbers only show that everything runs",
     )
     parser.add_argument(
-        "--quiet-wait", type=float, metavar="SECONDS",
+        "--quiet-wait",
+        type=float,
+        metavar="SECONDS",
         help="before each timed round, wait up to this long for other processes to leave the CPUs idle "
         "(default 20; 0 with --quick)",
     )
@@ -204,9 +209,16 @@ def imgcls_train(folder, cfg, *, batch_size: int, augment: bool, cache: str = "n
     from imgcls.data.split import Subset
 
     return make_dataset(
-        Subset(folder.paths, folder.labels), num_classes=len(folder.class_names), image_size=IMAGE_SIZE,
-        batch_size=batch_size, training=True, cache=cache, cache_dir=cache_dir, name="bench",
-        shuffle_buffer=cfg.data.shuffle_buffer, batch_augmentation=configured_augmentation(cfg) if augment else None,
+        Subset(folder.paths, folder.labels),
+        num_classes=len(folder.class_names),
+        image_size=IMAGE_SIZE,
+        batch_size=batch_size,
+        training=True,
+        cache=cache,
+        cache_dir=cache_dir,
+        name="bench",
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        batch_augmentation=configured_augmentation(cfg) if augment else None,
     )
 
 
@@ -355,14 +367,31 @@ def peak_rss_child(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     if cache_dir is not None:
         shutil.rmtree(cache_dir, ignore_errors=True)
-    print(json.dumps({"images": count, "seconds": seconds, "rss_before_kb": before, "peak_kb": status_kb("VmHWM"),
-                      "timeline_kb": timeline}))
+    print(
+        json.dumps(
+            {
+                "images": count,
+                "seconds": seconds,
+                "rss_before_kb": before,
+                "peak_kb": status_kb("VmHWM"),
+                "timeline_kb": timeline,
+            }
+        )
+    )
 
 
 def peak_rss(args: argparse.Namespace, tree: Path, cache: str) -> dict:
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--rss-child", str(tree), "--cache", cache,
-        "--workdir", str(args.workdir), "--batch-size", str(args.batch_size),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--rss-child",
+        str(tree),
+        "--cache",
+        cache,
+        "--workdir",
+        str(args.workdir),
+        "--batch-size",
+        str(args.batch_size),
     ]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -381,8 +410,10 @@ def measure_cache(folder, cfg, batch: int, repeats: int, progress: Progress) -> 
             rates[0].append(timed_rate(ds, f"{name} memory 1"))
             rates[1].append(timed_rate(ds, f"{name} memory 2"))
             del ds
-        progress.note(f"round {round_ + 1}/{repeats}: " + ", ".join(
-            f"{name} {r[0][-1]:.0f}/s then {r[1][-1]:.0f}/s" for name, r in epochs.items()))
+        progress.note(
+            f"round {round_ + 1}/{repeats}: "
+            + ", ".join(f"{name} {r[0][-1]:.0f}/s then {r[1][-1]:.0f}/s" for name, r in epochs.items())
+        )
     return {name: (max(rates[0]), max(rates[1])) for name, rates in epochs.items()}
 
 
@@ -436,8 +467,12 @@ def measure_stages(folder, cfg, batch: int, repeats: int) -> list[tuple[str, flo
     stages.append((name, 1000.0 / best_rates({name: in_memory}, repeats)[name]))
 
     batches = max(4, len(paths) // batch // 4)
-    stages.append(("tf.data map overhead (x + 0 on in-memory batches)",
-                   layer_ms_per_image(lambda x: x + 0.0, batch, batches, repeats)))
+    stages.append(
+        (
+            "tf.data map overhead (x + 0 on in-memory batches)",
+            layer_ms_per_image(lambda x: x + 0.0, batch, batches, repeats),
+        )
+    )
     as_run = getattr(pipeline, "xla_compiled", lambda augment, size: augment)  # what make_dataset does to augment
     augmenter = build_augmenter(cfg.augmentation.layers)
     if augmenter is not None:
@@ -460,18 +495,25 @@ def measure_stages(folder, cfg, batch: int, repeats: int) -> list[tuple[str, flo
 def print_report(args, info: dict, rates: dict, cache_rates: dict, scans: tuple, stages: list, rss: dict) -> None:
     print()
     print(f"imgcls data pipeline benchmark: {os.cpu_count()} CPU cores, {info['gpus']} GPUs, {info['versions']}")
-    print(f"{args.images} JPEG photos (500x375 / 375x500, q{JPEG_QUALITY}) in {CLASSES} classes; image_size "
-          f"{IMAGE_SIZE}, batch {args.batch_size}; rates: best of {args.repeats} rounds, page cache warm")
+    print(
+        f"{args.images} JPEG photos (500x375 / 375x500, q{JPEG_QUALITY}) in {CLASSES} classes; image_size "
+        f"{IMAGE_SIZE}, batch {args.batch_size}; rates: best of {args.repeats} rounds, page cache warm"
+    )
     print(f"imgcls+aug = the default training config: {info['configured']}")
     print(f"other processes used {METER.other_cores:.2f} of {os.cpu_count()} cores on average while timing")
     print()
-    print(f"Images/s (best of the repeats; the first four rows: {STEADY_EPOCHS} epochs after {WARMUP_BATCHES} warm-up "
-          "batches, the cache rows: one epoch each) and CPU ms per image (all threads, least of the repeats)")
+    print(
+        f"Images/s (best of the repeats; the first four rows: {STEADY_EPOCHS} epochs after {WARMUP_BATCHES} warm-up "
+        "batches, the cache rows: one epoch each) and CPU ms per image (all threads, least of the repeats)"
+    )
     rows = [
         ("bare tf.data loop: read, decode_image, resize (bilinear), batch, prefetch", rates["bare"], "bare"),
         ("keras.utils.image_dataset_from_directory", rates["keras"], "keras"),
-        ("imgcls make_dataset(training=True, cache=none), no augmentation in it (also augment_on=device)",
-         rates["imgcls"], "imgcls"),
+        (
+            "imgcls make_dataset(training=True, cache=none), no augmentation in it (also augment_on=device)",
+            rates["imgcls"],
+            "imgcls",
+        ),
         ("imgcls make_dataset(training=True, cache=none), imgcls+aug", rates["imgcls+aug"], "imgcls+aug"),
         ("imgcls cache=memory, no augmentation: epoch 1", cache_rates["imgcls"][0], "imgcls memory 1"),
         ("imgcls cache=memory, no augmentation: epoch 2", cache_rates["imgcls"][1], "imgcls memory 2"),
@@ -493,39 +535,74 @@ def print_report(args, info: dict, rates: dict, cache_rates: dict, scans: tuple,
         print()
         print("Peak RSS of one training epoch of imgcls+aug (a fresh process each; VmHWM)")
         for key, value in rss.items():
-            print(f"  {value['peak_kb'] / 1024:6.0f} MB  cache={key.split('-')[0]}, {value['images']} images "
-                  f"(RSS {value['rss_before_kb'] / 1024:.0f} MB before the epoch; epoch {value['seconds']:.0f}s)")
+            print(
+                f"  {value['peak_kb'] / 1024:6.0f} MB  cache={key.split('-')[0]}, {value['images']} images "
+                f"(RSS {value['rss_before_kb'] / 1024:.0f} MB before the epoch; epoch {value['seconds']:.0f}s)"
+            )
             tenths = " ".join(f"{kb / 1024:.0f}" for kb in value["timeline_kb"])
             print(f"{'':12}RSS after each tenth of the epoch, MB: {tenths}")
 
     table = [
-        ("(a) imgcls+aug, data.augment_on=device (auto with a GPU): the pipeline / bare loop",
-         rates["imgcls"] / rates["bare"], ">= 0.9", 0.9),
-        ("(a) imgcls+aug, data.augment_on=pipeline (auto without a GPU) / bare loop",
-         rates["imgcls+aug"] / rates["bare"], ">= 0.9", 0.9),
+        (
+            "(a) imgcls+aug, data.augment_on=device (auto with a GPU): the pipeline / bare loop",
+            rates["imgcls"] / rates["bare"],
+            ">= 0.9",
+            0.9,
+        ),
+        (
+            "(a) imgcls+aug, data.augment_on=pipeline (auto without a GPU) / bare loop",
+            rates["imgcls+aug"] / rates["bare"],
+            ">= 0.9",
+            0.9,
+        ),
         ("(b) imgcls, no augmentation / keras loader", rates["imgcls"] / rates["keras"], ">= 1.0", 1.0),
         ("(b) imgcls+aug / keras loader", rates["imgcls+aug"] / rates["keras"], ">= 1.0", 1.0),
-        ("(c) cache=memory epoch 2 / epoch 1, no augmentation", cache_rates["imgcls"][1] / cache_rates["imgcls"][0],
-         ">= 5", 5.0),
-        ("(c) cache=memory epoch 2 / epoch 1, imgcls+aug",
-         cache_rates["imgcls+aug"][1] / cache_rates["imgcls+aug"][0], ">= 5", 5.0),
+        (
+            "(c) cache=memory epoch 2 / epoch 1, no augmentation",
+            cache_rates["imgcls"][1] / cache_rates["imgcls"][0],
+            ">= 5",
+            5.0,
+        ),
+        (
+            "(c) cache=memory epoch 2 / epoch 1, imgcls+aug",
+            cache_rates["imgcls+aug"][1] / cache_rates["imgcls+aug"][0],
+            ">= 5",
+            5.0,
+        ),
         ("(d) check_images files/s, same cache / fresh cache", scans[1] / scans[0], "(info)", None),
     ]
     held_kb = (args.big_images - args.images) * IMAGE_SIZE * IMAGE_SIZE * 3 / 1024  # the extra images as uint8
     for cache in ("none", "disk"):
         if f"{cache}-small" in rss:
             small_kb, big_kb = rss[f"{cache}-small"]["peak_kb"], rss[f"{cache}-big"]["peak_kb"]
-            table.append((f"(e) peak RSS, {args.big_images} / {args.images} images, cache={cache}", big_kb / small_kb,
-                          "(info)", None))
-            table.append((f"(e) RSS growth / holding the extra {args.big_images - args.images} images, cache={cache}",
-                          (big_kb - small_kb) / held_kb, "<= 0.1", -0.1))
+            table.append(
+                (
+                    f"(e) peak RSS, {args.big_images} / {args.images} images, cache={cache}",
+                    big_kb / small_kb,
+                    "(info)",
+                    None,
+                )
+            )
+            table.append(
+                (
+                    f"(e) RSS growth / holding the extra {args.big_images - args.images} images, cache={cache}",
+                    (big_kb - small_kb) / held_kb,
+                    "<= 0.1",
+                    -0.1,
+                )
+            )
             timeline = rss[f"{cache}-big"]["timeline_kb"]
             half = len(timeline) // 2
             drift_kb = sum(timeline[half:]) / (len(timeline) - half) - sum(timeline[:half]) / half
-            table.append((f"(e) within the {args.big_images}-image epoch: RSS drift, 2nd half - 1st half, "
-                          f"/ holding those images, cache={cache}", drift_kb / (held_kb * args.big_images / 2
-                                                                              / (args.big_images - args.images)),
-                          "<= 0.1", -0.1))
+            table.append(
+                (
+                    f"(e) within the {args.big_images}-image epoch: RSS drift, 2nd half - 1st half, "
+                    f"/ holding those images, cache={cache}",
+                    drift_kb / (held_kb * args.big_images / 2 / (args.big_images - args.images)),
+                    "<= 0.1",
+                    -0.1,
+                )
+            )
     print()
     width = max(len(row[0]) for row in table)
     print(f"| {'measurement':<{width}} | {'value':>7} | {'target':<13} | result |")
@@ -537,8 +614,10 @@ def print_report(args, info: dict, rates: dict, cache_rates: dict, scans: tuple,
             result = "PASS" if (value >= bound if bound > 0 else value <= -bound) else "FAIL"
         print(f"| {name:<{width}} | {value:7.2f} | {target:<13} | {result:<6} |")
     if METER.other_cores > 0.2:
-        print(f"\nWARNING: other processes used {METER.other_cores:.2f} cores while timing; "
-              "the rates are lower than on a quiet machine.")
+        print(
+            f"\nWARNING: other processes used {METER.other_cores:.2f} cores while timing; "
+            "the rates are lower than on a quiet machine."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -567,7 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     layers = [str(layer["_target_"]).rsplit(".", 1)[-1] for layer in cfg.augmentation.layers]
     mixing = str(cfg.mixup.layer["_target_"]).rsplit(".", 1)[-1] if cfg.mixup.layer else "no mixing"
     info = {
-        "gpus": len(tf.config.list_physical_devices("GPU")), "versions": versions,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "versions": versions,
         "configured": f"{' + '.join(layers) or 'no augmentation'}, then {mixing}",
     }
 

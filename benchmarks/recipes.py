@@ -44,7 +44,18 @@ from pathlib import Path
 import numpy as np
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt_top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FEW_SHOT_PER_CLASS = 40
 SEED = 0
 
@@ -118,18 +129,20 @@ def keras_script(train_dir: str, test_dir: str, image_size: int, epochs: int) ->
     train = load(train_dir, True).cache().prefetch(-1)
     test = load(test_dir, False).cache().prefetch(-1)
     num_classes = len(os.listdir(train_dir))
-    model = keras.Sequential([
-        keras.Input((image_size, image_size, 3)),
-        keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(32, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(1024, activation="relu"),
-        keras.layers.Dropout(0.4),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(32, 5, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 5, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1024, activation="relu"),
+            keras.layers.Dropout(0.4),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(train, epochs=epochs, verbose=2)
     _, accuracy = model.evaluate(test, verbose=0)
@@ -144,8 +157,15 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.Co
 
 def run_keras(tree: Path, image_size: int, epochs: int, env: dict[str, str]) -> dict:
     seconds, result = timed(
-        [sys.executable, __file__, "--keras-child", str(tree / "training_set"), str(tree / "test_set"),
-         str(image_size), str(epochs)],
+        [
+            sys.executable,
+            __file__,
+            "--keras-child",
+            str(tree / "training_set"),
+            str(tree / "test_set"),
+            str(image_size),
+            str(epochs),
+        ],
         env,
     )
     if result.returncode:
@@ -156,15 +176,25 @@ def run_keras(tree: Path, image_size: int, epochs: int, env: dict[str, str]) -> 
 def run_imgcls(tree: Path, run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     seconds, result = timed(
-        [sys.executable, "-m", "imgcls.train", f"data.train_dir={tree / 'training_set'}",
-         f"data.test_dir={tree / 'test_set'}", f"hydra.run.dir={run_dir}", "train.verbose=2", *overrides],
+        [
+            sys.executable,
+            "-m",
+            "imgcls.train",
+            f"data.train_dir={tree / 'training_set'}",
+            f"data.test_dir={tree / 'test_set'}",
+            f"hydra.run.dir={run_dir}",
+            "train.verbose=2",
+            *overrides,
+        ],
         env,
     )
     if result.returncode:
         raise RuntimeError(f"imgcls-train {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
-        "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"], "seconds": seconds,
+        "test_accuracy": metrics["test_accuracy"],
+        "val_accuracy": metrics["val_accuracy"],
+        "seconds": seconds,
         "epochs": metrics["epochs_per_phase"],
     }
 
@@ -177,8 +207,19 @@ def show(name: str, result: dict) -> None:
     print(f"  {name:<34} test accuracy {result['test_accuracy']:.4f}   {result['seconds']:6.1f} s{epochs}", flush=True)
 
 
-def benchmark(name: str, arrays: dict, class_names: list[str], *, experiment: str, train_per_class: int | None,
-              pretrain_per_class: int | None, keras_epochs: int, extra: list[str], workdir: Path, warm_scan: bool) -> dict:
+def benchmark(
+    name: str,
+    arrays: dict,
+    class_names: list[str],
+    *,
+    experiment: str,
+    train_per_class: int | None,
+    pretrain_per_class: int | None,
+    keras_epochs: int,
+    extra: list[str],
+    workdir: Path,
+    warm_scan: bool,
+) -> dict:
     print(f"\n{name}", flush=True)
     classes = list(range(len(class_names)))
     cache = workdir / "imgcls-cache"
@@ -189,29 +230,33 @@ def benchmark(name: str, arrays: dict, class_names: list[str], *, experiment: st
     image_size = 32
     results = {"keras": run_keras(full, image_size, keras_epochs, env)}
     show("keras script (tutorial CNN)", results["keras"])
-    results["scratch"] = run_imgcls(full, workdir / name / "runs" / "scratch", [f"experiment={experiment}", *extra], env)
+    results["scratch"] = run_imgcls(
+        full, workdir / name / "runs" / "scratch", [f"experiment={experiment}", *extra], env
+    )
     show(f"imgcls scratch (experiment={experiment})", results["scratch"])
 
-    first, second = classes[: len(classes) // 2], classes[len(classes) // 2:]
+    first, second = classes[: len(classes) // 2], classes[len(classes) // 2 :]
     half_a = write_tree(workdir / name / "half_a", arrays, class_names, first, {"training_set": pretrain_per_class})
-    few_b = write_tree(
-        workdir / name / "few_shot_b", arrays, class_names, second, {"training_set": FEW_SHOT_PER_CLASS}
-    )
+    few_b = write_tree(workdir / name / "few_shot_b", arrays, class_names, second, {"training_set": FEW_SHOT_PER_CLASS})
     pretrained = workdir / name / "runs" / "pretrain_a"
     results["pretrain_a"] = run_imgcls(half_a, pretrained, [f"experiment={experiment}", *extra], env)
     show(f"imgcls on classes {first[0]}-{first[-1]} (all images)", results["pretrain_a"])
     results["warm_b"] = run_imgcls(
-        few_b, workdir / name / "runs" / "warm_b", [f"experiment={experiment}", f"backbone.weights={pretrained}", *extra],
+        few_b,
+        workdir / name / "runs" / "warm_b",
+        [f"experiment={experiment}", f"backbone.weights={pretrained}", *extra],
         env,
     )
     show(f"warm start, {FEW_SHOT_PER_CLASS}/class of {second[0]}-{second[-1]}", results["warm_b"])
-    results["scratch_b"] = run_imgcls(few_b, workdir / name / "runs" / "scratch_b", [f"experiment={experiment}", *extra], env)
+    results["scratch_b"] = run_imgcls(
+        few_b, workdir / name / "runs" / "scratch_b", [f"experiment={experiment}", *extra], env
+    )
     show(f"scratch, {FEW_SHOT_PER_CLASS}/class of {second[0]}-{second[-1]}", results["scratch_b"])
 
     keras_result, scratch = results["keras"], results["scratch"]
     print(
         f"  imgcls scratch / keras script: accuracy {scratch['test_accuracy'] - keras_result['test_accuracy']:+.4f} "
-        f"(target >= 0), wall time {scratch['seconds'] / keras_result['seconds']:.2f}x (target <= 1.0)",
+        f"(target >= 0), wall time {scratch['seconds'] / keras_result['seconds']:.2f}x (target <= 1.0)"
     )
     gain = results["warm_b"]["test_accuracy"] - results["scratch_b"]["test_accuracy"]
     print(f"  warm start - scratch on the few-shot half: {100 * gain:+.1f} points (target >= +10)", flush=True)
@@ -221,7 +266,9 @@ def benchmark(name: str, arrays: dict, class_names: list[str], *, experiment: st
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imgcls-bench-recipes",
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "imgcls-bench-recipes",
         help="where the image trees and runs go (default: %(default)s)",
     )
     parser.add_argument("--datasets", nargs="+", default=["digits", "fashion"], choices=["digits", "fashion"])
@@ -246,17 +293,32 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     if "digits" in args.datasets:
         results["digits"] = benchmark(
-            "digits", digits_arrays(), [str(d) for d in range(10)], experiment="demo", train_per_class=None,
-            pretrain_per_class=None,            keras_epochs=2 if args.quick else 10, extra=extra, workdir=workdir, warm_scan=args.warm_scan,
+            "digits",
+            digits_arrays(),
+            [str(d) for d in range(10)],
+            experiment="demo",
+            train_per_class=None,
+            pretrain_per_class=None,
+            keras_epochs=2 if args.quick else 10,
+            extra=extra,
+            workdir=workdir,
+            warm_scan=args.warm_scan,
         )
     if "fashion" in args.datasets:
         if not FASHION_DIR.is_dir():
             print(f"\nfashion: skipped, {FASHION_DIR} not found (apt-get install dataset-fashion-mnist)")
         else:
             results["fashion"] = benchmark(
-                "fashion", fashion_arrays(), FASHION_CLASSES, experiment="small_images",
-                train_per_class=100 if args.quick else 600, pretrain_per_class=200 if args.quick else 1000, keras_epochs=2 if args.quick else 10, extra=extra,
-                workdir=workdir, warm_scan=args.warm_scan,
+                "fashion",
+                fashion_arrays(),
+                FASHION_CLASSES,
+                experiment="small_images",
+                train_per_class=100 if args.quick else 600,
+                pretrain_per_class=200 if args.quick else 1000,
+                keras_epochs=2 if args.quick else 10,
+                extra=extra,
+                workdir=workdir,
+                warm_scan=args.warm_scan,
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -61,17 +61,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="trials per sweep (default 20; at least 3)")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
-    parser.add_argument("--train-per-class", type=int, default=40,
-                        help="training images per digit (default 40; 15%% of them validate)")
+    parser.add_argument(
+        "--train-per-class", type=int, default=40, help="training images per digit (default 40; 15%% of them validate)"
+    )
     parser.add_argument("--test-per-class", type=int, default=16, help="test images per digit (default 16)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="batch size (default 8: enough steps in one epoch to learn the digits)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="batch size (default 8: enough steps in one epoch to learn the digits)",
+    )
     parser.add_argument("--image-size", type=int, default=32, help="image size in pixels (default 32)")
-    parser.add_argument("--arms", default="imgcls,none",
-                        help=f"comma-separated, from {', '.join(ARMS)} (default %(default)s); the first is the one "
-                             "held to the target")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/imgcls-bench/sweep-memory"),
-                        help="sweep folders, the digits tree and the sweeps' logs (default %(default)s)")
+    parser.add_argument(
+        "--arms",
+        default="imgcls,none",
+        help=f"comma-separated, from {', '.join(ARMS)} (default %(default)s); the first is the one held to the target",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/imgcls-bench/sweep-memory"),
+        help="sweep folders, the digits tree and the sweeps' logs (default %(default)s)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 trials")
     args = parser.parse_args(argv)
     args.arms = args.arms.split(",")
@@ -99,8 +110,10 @@ def digits_tree(workdir: Path, train_per_class: int, test_per_class: int) -> Pat
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
     for digit in range(10):
         indices = np.flatnonzero(digits.target == digit)
-        for split, chosen in (("training_set", indices[:train_per_class]),
-                              ("test_set", indices[train_per_class:train_per_class + test_per_class])):
+        for split, chosen in (
+            ("training_set", indices[:train_per_class]),
+            ("test_set", indices[train_per_class : train_per_class + test_per_class]),
+        ):
             (root / split / str(digit)).mkdir(parents=True)
             for index in chosen:
                 Image.fromarray(images[index]).save(root / split / str(digit) / f"digit_{index:04d}.png")
@@ -126,11 +139,21 @@ class Sweep:
         shutil.rmtree(self.sweep_dir, ignore_errors=True)
         patches = "".join(PATCH.format(module=module, name=name) for module, name in ARMS[arm])
         command = [
-            sys.executable, "-c", f"import sys; {patches}{RUN_MAIN}", "-m", "hparams_search=optuna_scratch",
-            "experiment=demo", f"data.train_dir={data / 'training_set'}", f"data.test_dir={data / 'test_set'}",
-            f"hydra.sweeper.study_name={self.name}", f"hydra.sweeper.n_trials={args.trials}",
-            "hydra.sweeper.pruner=null", f"train.phases.scratch.epochs={args.epochs}",
-            f"data.batch_size={args.batch_size}", f"data.image_size={args.image_size}", "train.verbose=0",
+            sys.executable,
+            "-c",
+            f"import sys; {patches}{RUN_MAIN}",
+            "-m",
+            "hparams_search=optuna_scratch",
+            "experiment=demo",
+            f"data.train_dir={data / 'training_set'}",
+            f"data.test_dir={data / 'test_set'}",
+            f"hydra.sweeper.study_name={self.name}",
+            f"hydra.sweeper.n_trials={args.trials}",
+            "hydra.sweeper.pruner=null",
+            f"train.phases.scratch.epochs={args.epochs}",
+            f"data.batch_size={args.batch_size}",
+            f"data.image_size={args.image_size}",
+            "train.verbose=0",
             f"paths.log_dir={args.workdir}",
             f"paths.cache_dir={args.workdir / 'cache'}",
         ]
@@ -154,16 +177,28 @@ class Sweep:
                 val_accuracy = json.loads(metrics.read_text())["val_accuracy"]
             except (ValueError, KeyError):  # still being written: the next poll reads it
                 continue
-            self.trials.append(dict(number=int(metrics.parent.name), at=time.monotonic() - self.started,
-                                    rss=self.last[0], hwm=self.last[1], val_accuracy=val_accuracy))
-            print(f"  {self.arm}: trial {len(self.trials)} done, peak RSS {self.last[1]:.0f} MiB",
-                  file=sys.stderr, flush=True)
+            self.trials.append(
+                dict(
+                    number=int(metrics.parent.name),
+                    at=time.monotonic() - self.started,
+                    rss=self.last[0],
+                    hwm=self.last[1],
+                    val_accuracy=val_accuracy,
+                )
+            )
+            print(
+                f"  {self.arm}: trial {len(self.trials)} done, peak RSS {self.last[1]:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
         return running
 
     def check(self, trials: int) -> None:
         if self.process.returncode != 0 or len(self.trials) < trials:
-            raise SystemExit(f"sweep {self.arm!r} exited {self.process.returncode} after {len(self.trials)} trials; "
-                             f"the end of its log:\n{self.log_path.read_text()[-3000:]}")
+            raise SystemExit(
+                f"sweep {self.arm!r} exited {self.process.returncode} after {len(self.trials)} trials; "
+                f"the end of its log:\n{self.log_path.read_text()[-3000:]}"
+            )
         for previous, trial in zip([dict(at=0.0), *self.trials], self.trials):
             trial["seconds"] = trial["at"] - previous["at"]
 
@@ -171,11 +206,14 @@ class Sweep:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, TensorFlow "
-          f"{version('tensorflow')}, Keras {version('keras')}; {args.trials} trials per sweep, {args.epochs} "
-          f"epoch(s) at {args.image_size} px on {args.train_per_class} + {args.test_per_class} digits per class "
-          f"(experiment=demo: compact_resnet_s from scratch; pruning off); "
-          f"arms {', '.join(args.arms)} at the same time", flush=True)
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, TensorFlow "
+        f"{version('tensorflow')}, Keras {version('keras')}; {args.trials} trials per sweep, {args.epochs} "
+        f"epoch(s) at {args.image_size} px on {args.train_per_class} + {args.test_per_class} digits per class "
+        f"(experiment=demo: compact_resnet_s from scratch; pruning off); "
+        f"arms {', '.join(args.arms)} at the same time",
+        flush=True,
+    )
     load_before = os.getloadavg()[0]
     data = digits_tree(args.workdir, args.train_per_class, args.test_per_class)
     sweeps = [Sweep(arm, args, data) for arm in args.arms]
@@ -186,19 +224,29 @@ def main(argv: list[str] | None = None) -> int:
 
     width = 22
     print("\n      " + " ".join(f"{sweep.arm:^{width}s}" for sweep in sweeps))
-    print(f"{'trial':>5s} " + " ".join(f"{'s':>6s} {'VmRSS':>7s} {'VmHWM':>7s}" for _ in sweeps)
-          + "   (seconds the trial took; MiB when its metrics.json appeared)")
+    print(
+        f"{'trial':>5s} "
+        + " ".join(f"{'s':>6s} {'VmRSS':>7s} {'VmHWM':>7s}" for _ in sweeps)
+        + "   (seconds the trial took; MiB when its metrics.json appeared)"
+    )
     for index in range(args.trials):
-        print(f"{index + 1:5d} " + " ".join(
-            f"{t['seconds']:6.1f} {t['rss']:7.0f} {t['hwm']:7.0f}" for t in (sweep.trials[index] for sweep in sweeps)
-        ))
+        print(
+            f"{index + 1:5d} "
+            + " ".join(
+                f"{t['seconds']:6.1f} {t['rss']:7.0f} {t['hwm']:7.0f}"
+                for t in (sweep.trials[index] for sweep in sweeps)
+            )
+        )
 
     last = args.trials
     ratios = [sweep.trials[-1]["hwm"] / sweep.trials[1]["hwm"] for sweep in sweeps]
     verdict = "PASS" if ratios[0] <= RATIO_TARGET else "FAIL"
     print(f"\n{'':48s}" + "".join(f"{sweep.arm:>{width}s}" for sweep in sweeps) + f"{'target':>10s}")
-    print(f"{f'peak RSS after trial {last} / after trial 2':48s}" + "".join(f"{r:{width}.3f}" for r in ratios)
-          + f"{'<= ' + str(RATIO_TARGET):>10s}  {verdict} ({sweeps[0].arm})")
+    print(
+        f"{f'peak RSS after trial {last} / after trial 2':48s}"
+        + "".join(f"{r:{width}.3f}" for r in ratios)
+        + f"{'<= ' + str(RATIO_TARGET):>10s}  {verdict} ({sweeps[0].arm})"
+    )
     rows = (
         ("peak RSS after trial 2 (MiB)", lambda t: t[1]["hwm"]),
         (f"peak RSS after trial {last} (MiB)", lambda t: t[-1]["hwm"]),
@@ -209,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         ("highest val_accuracy of a trial", lambda t: max(x["val_accuracy"] for x in t)),
     )
     for label, value in rows:
-        print(f"{label:48s}" + "".join(f"{value(sweep.trials):{width}.{3 if 'accuracy' in label else 1}f}"
-                                       for sweep in sweeps))
+        print(
+            f"{label:48s}"
+            + "".join(f"{value(sweep.trials):{width}.{3 if 'accuracy' in label else 1}f}" for sweep in sweeps)
+        )
     print(f"load average (1 min) at the start {load_before:.1f}, at the end {os.getloadavg()[0]:.1f}")
     return 0 if verdict == "PASS" else 1
 

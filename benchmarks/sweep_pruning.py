@@ -23,8 +23,11 @@ import optuna
 
 EPOCH_RATIO_TARGET = 0.6
 BEST_GAP_TARGET = 0.01
-NO_PRUNING = ["hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "~hydra.sweeper.pruner.n_startup_trials",
-              "~hydra.sweeper.pruner.n_warmup_steps"]
+NO_PRUNING = [
+    "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner",
+    "~hydra.sweeper.pruner.n_startup_trials",
+    "~hydra.sweeper.pruner.n_warmup_steps",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,10 +41,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_sweep(name: str, args: argparse.Namespace, extra: list[str]) -> tuple[optuna.Study, float]:
     """Run one sweep through the real CLI; return its study and wall time."""
     command = [
-        sys.executable, "-m", "imgcls.train", "-m", "hparams_search=optuna_scratch", "experiment=demo",
-        f"hydra.sweeper.study_name={name}", f"hydra.sweeper.n_trials={args.trials}", "hydra.sweeper.seed_per_start=false",
+        sys.executable,
+        "-m",
+        "imgcls.train",
+        "-m",
+        "hparams_search=optuna_scratch",
+        "experiment=demo",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweeper.n_trials={args.trials}",
+        "hydra.sweeper.seed_per_start=false",
         "train.verbose=0",
-        f"paths.log_dir={args.workdir}", *(["train.phases.scratch.epochs=4"] if args.quick else []), *extra,
+        f"paths.log_dir={args.workdir}",
+        *(["train.phases.scratch.epochs=4"] if args.quick else []),
+        *extra,
     ]
     print(f"  running sweep {name!r} ({args.trials} trials) ...", file=sys.stderr, flush=True)
     started = time.monotonic()
@@ -68,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     ratio = epochs["with"] / epochs["without"]
     gap = best["without"] - best["with"]
 
-    print(f"\n{args.trials} trials each, demo data, TPE seed shared; pruned sweep: "
-          f"{states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed")
+    print(
+        f"\n{args.trials} trials each, demo data, TPE seed shared; pruned sweep: "
+        f"{states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed"
+    )
     print(f"{'measurement':52s} {'with':>9s} {'without':>9s} {'value':>8s} {'target':>8s}")
-    print(f"{'epochs trained; with / without':52s} {epochs['with']:9d} {epochs['without']:9d} {ratio:8.3f} "
-          f"{'<= ' + str(EPOCH_RATIO_TARGET):>8s}  {'PASS' if ratio <= EPOCH_RATIO_TARGET else 'FAIL'}")
-    print(f"{'best val_accuracy; without - with':52s} {best['with']:9.4f} {best['without']:9.4f} {gap:8.4f} "
-          f"{'<= ' + str(BEST_GAP_TARGET):>8s}  {'PASS' if gap <= BEST_GAP_TARGET else 'FAIL'}")
+    print(
+        f"{'epochs trained; with / without':52s} {epochs['with']:9d} {epochs['without']:9d} {ratio:8.3f} "
+        f"{'<= ' + str(EPOCH_RATIO_TARGET):>8s}  {'PASS' if ratio <= EPOCH_RATIO_TARGET else 'FAIL'}"
+    )
+    print(
+        f"{'best val_accuracy; without - with':52s} {best['with']:9.4f} {best['without']:9.4f} {gap:8.4f} "
+        f"{'<= ' + str(BEST_GAP_TARGET):>8s}  {'PASS' if gap <= BEST_GAP_TARGET else 'FAIL'}"
+    )
     print(f"{'wall time (s)':52s} {pruned_seconds:9.0f} {full_seconds:9.0f} {pruned_seconds / full_seconds:8.3f}")
     return 0
 

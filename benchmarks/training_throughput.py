@@ -71,8 +71,13 @@ def build_model(backbone_name: str, image_size: int, class_names):
     backbone_cfg.weights = None  # throughput does not depend on the weights' values; no download
     backbone = build_backbone(backbone_cfg, image_size)
     model = build_classifier(
-        backbone, class_names=class_names, image_size=image_size, preprocessing=backbone_cfg.preprocessing,
-        dense_units=256, dropout=0.3, l2=1e-4,
+        backbone,
+        class_names=class_names,
+        image_size=image_size,
+        preprocessing=backbone_cfg.preprocessing,
+        dense_units=256,
+        dropout=0.3,
+        l2=1e-4,
     )
     set_trainable_backbone(backbone, 30)  # phase 2: the heavier of the two phases
     return model
@@ -98,8 +103,13 @@ def pipeline_dataset(folder, cfg, image_size: int, batch_size: int, *, augment: 
     from imgcls.data.split import Subset
 
     return make_dataset(
-        Subset(folder.paths, folder.labels), num_classes=len(folder.class_names), image_size=image_size,
-        batch_size=batch_size, training=True, cache="memory", shuffle_buffer=cfg.data.shuffle_buffer,
+        Subset(folder.paths, folder.labels),
+        num_classes=len(folder.class_names),
+        image_size=image_size,
+        batch_size=batch_size,
+        training=True,
+        cache="memory",
+        shuffle_buffer=cfg.data.shuffle_buffer,
         batch_augmentation=configured_augmentation(cfg) if augment else None,
     )
 
@@ -115,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     backbone_name, image_size, batch_size, precision = setup_for_device()
     keras.mixed_precision.set_global_policy(precision)
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    print(f"{device}: {backbone_name} at {image_size} px, batch {batch_size}, {precision}, "
-          f"{args.images} photos, best of {args.epochs} timed epochs each", flush=True)
+    print(
+        f"{device}: {backbone_name} at {image_size} px, batch {batch_size}, {precision}, "
+        f"{args.images} photos, best of {args.epochs} timed epochs each",
+        flush=True,
+    )
 
     tree = build_photo_tree(args.workdir / f"photos-{args.images}", args.images)
     folder = scan_image_folder(tree)
@@ -125,15 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(backbone_name, image_size, folder.class_names)
     on_device = DeviceAugmentedModel(model, configured_augmentation(cfg))  # data.augment_on=device
     for trainee in (model, on_device):
-        trainee.compile(optimizer=keras.optimizers.Adam(1e-4),
-                        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+        trainee.compile(
+            optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
+        )
     variants = {
         "in-memory tensors": (model, in_memory_dataset(folder, image_size, batch_size)),
-        "imgcls pipeline, no augmentation": (model, pipeline_dataset(folder, cfg, image_size, batch_size, augment=False)),
-        "imgcls, basic + mixup in the pipeline": (model, pipeline_dataset(folder, cfg, image_size, batch_size,
-                                                                          augment=True)),
-        "imgcls, basic + mixup in the training step": (on_device, pipeline_dataset(folder, cfg, image_size, batch_size,
-                                                                                   augment=False)),
+        "imgcls pipeline, no augmentation": (
+            model,
+            pipeline_dataset(folder, cfg, image_size, batch_size, augment=False),
+        ),
+        "imgcls, basic + mixup in the pipeline": (
+            model,
+            pipeline_dataset(folder, cfg, image_size, batch_size, augment=True),
+        ),
+        "imgcls, basic + mixup in the training step": (
+            on_device,
+            pipeline_dataset(folder, cfg, image_size, batch_size, augment=False),
+        ),
     }
 
     best: dict[str, float] = {}

@@ -99,7 +99,12 @@ def load_images(files: Sequence[PathLike], image_size: int) -> Any:
 
 
 def predict_images(
-    model: Any, images: PathLike | Sequence[PathLike], *, top_k: int = 5, batch_size: int = 32, tta: bool = False,
+    model: Any,
+    images: PathLike | Sequence[PathLike],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    tta: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """The ``top_k`` classes of each image, as records (``pandas.DataFrame(records)`` makes a table).
@@ -138,6 +143,9 @@ def predict_images(
         record["error"] = problems.get(file)
         records.append(record)
     if problems:
-        log.warning("%d of %d file(s) could not be decoded and have no prediction (see their 'error')",
-                    len(problems), len(files))
+        log.warning(
+            "%d of %d file(s) could not be decoded and have no prediction (see their 'error')",
+            len(problems),
+            len(files),
+        )
     return records

@@ -49,6 +49,7 @@ def git_state(folder: Path) -> dict[str, Any] | None:
     None outside a git work tree, without a commit, or without git. Untracked files (run folders
     a repository does not ignore) do not count as changes.
     """
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=folder, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True

@@ -121,12 +121,23 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     log.info(
         "Exported %s as %s: %s. Input: float32 RGB 0-255 of shape (batch, %d, %d, 3); output: %d class "
         "probabilities, named in %s",
-        cfg.model, cfg.format + quantized, output, size, size, len(class_names), labels,
+        cfg.model,
+        cfg.format + quantized,
+        output,
+        size,
+        size,
+        len(class_names),
+        labels,
     )
 
     report: dict[str, Any] = dict(
-        model=str(cfg.model), format=cfg.format, quantize=cfg.quantize, artifact=str(output),
-        bytes=artifact_bytes(output), image_size=size, evaluation=None,
+        model=str(cfg.model),
+        format=cfg.format,
+        quantize=cfg.quantize,
+        artifact=str(output),
+        bytes=artifact_bytes(output),
+        image_size=size,
+        evaluation=None,
     )
     if cfg.evaluate is not False and has_split(cfg.model, cfg.data, "test"):
         test = test_images(cfg.model, tuple(class_names), cfg.data)
@@ -140,8 +151,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         )
     report_path = write_report(output.parent, report)
     return dict(
-        artifact=str(output), class_names_json=str(labels), report_json=str(report_path), format=cfg.format,
-        quantize=cfg.quantize, image_size=size, bytes=report["bytes"], evaluation=report["evaluation"],
+        artifact=str(output),
+        class_names_json=str(labels),
+        report_json=str(report_path),
+        format=cfg.format,
+        quantize=cfg.quantize,
+        image_size=size,
+        bytes=report["bytes"],
+        evaluation=report["evaluation"],
     )
 
 

@@ -42,7 +42,8 @@ def _quoted(value: str) -> str:
 def resume_folder(arguments: Sequence[str]) -> Path | None:
     """The run folder a ``resume=<folder>`` among ``arguments`` names, or None (no resume=, or true/false)."""
     folders = [
-        _unquoted(argument.split("=", 1)[1]) for argument in arguments
+        _unquoted(argument.split("=", 1)[1])
+        for argument in arguments
         if not argument.startswith("-") and override_key(argument) == RESUME and "=" in argument
     ]
     if not folders or folders[-1].lower() in SETTINGS:
@@ -85,7 +86,8 @@ def expand_resume(arguments: Sequence[str]) -> list[str]:
         )
     given_keys = {override_key(argument) for argument in given if not argument.startswith("-")}
     kept = [
-        override for override in saved_overrides(folder)
+        override
+        for override in saved_overrides(folder)
         if override_key(override) not in given_keys and override_key(override) != RESUME
     ]
     return [*kept, *given, f"{RESUME}=true", f"hydra.run.dir={_quoted(str(folder))}"]

@@ -64,9 +64,7 @@ TRUSTED_TARGETS = tuple(dict.fromkeys(entry.pattern for entry in TRUSTED))
 
 def _refusal(key: str, name: Any, why: str) -> ConfigError:
     allowed = ", ".join(TRUSTED_TARGETS)
-    return ConfigError(
-        f"{key}={name} is not allowed: {why}. A config may only name these constructors: {allowed}."
-    )
+    return ConfigError(f"{key}={name} is not allowed: {why}. A config may only name these constructors: {allowed}.")
 
 
 def trusted_callable(name: Any, key: str = "_target_") -> Any:

@@ -16,45 +16,29 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.cli import run_job
+from imgcls.config_schema import check_config
 from imgcls.data.integrity import files_checked_again_on_read_error
 from imgcls.data.pipeline import make_dataset
 from imgcls.data.prepare import prepare_data
 from imgcls.errors import ConfigError, DiskFullError, ImgclsError
+from imgcls.evaluation.bundle import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.calibration import with_temperature
-from imgcls.evaluation.report import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.tensorboard import write_hparams
 from imgcls.models.backbone import build_backbone
 from imgcls.models.classifier import build_classifier
 from imgcls.resume_overrides import expand_resume
 from imgcls.sweeps.pruning import pruning_callbacks
 from imgcls.targets import TRUSTED_TARGETS, build
-from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.augmentation_placement import AugmentationPlacement
+from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
 from imgcls.training.phases import FitSettings, phase_plans, train_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
 from imgcls.training.run_folder import check_run_folder, is_out_of_space, run_fingerprint
 from imgcls.training.session import start_clean_session
-from imgcls.training.multi_worker import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
+from imgcls.training.workers import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
-
-# What train() can return for sweeps to optimize: validation metrics only, never test ones.
-LR_SCALING = ("linear", "none")
-OPTIMIZABLE_METRICS = ("val_accuracy", "val_loss", "val_precision", "val_recall", "val_f1")
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail at start-up, not after training, on settings that cannot work."""
-    if cfg.train.lr_scaling not in LR_SCALING:
-        raise ConfigError(f"train.lr_scaling must be one of {LR_SCALING}, got {cfg.train.lr_scaling!r}.")
-    if cfg.train.init not in cfg.train.recipes:
-        raise ConfigError(f"train.init={cfg.train.init} has no recipe; choose one of {sorted(cfg.train.recipes)}.")
-    if cfg.optimized_metric not in OPTIMIZABLE_METRICS:
-        raise ConfigError(
-            f"optimized_metric={cfg.optimized_metric} is not a validation metric this run reports; "
-            f"choose one of {list(OPTIMIZABLE_METRICS)}."
-        )
 
 
 def _pruner_config(cfg: DictConfig) -> Any:
@@ -72,7 +56,7 @@ def _data_fingerprint(manifest_path: Path) -> str:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
-    check_config(cfg)
+    check_config(cfg)  # every setting, before anything reads the data (imgcls.config_schema)
     started = time.monotonic()
     # A sweep's trials share this process (Hydra's basic launcher): each starts from a clean Keras state, so
     # layer names do not depend on earlier runs, whose graphs are freed. Before seeding, which clearing undoes.
@@ -80,7 +64,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(cfg.seed, cfg.train.deterministic)
     policy = apply_precision(cfg.precision)
     strategy = build(cfg.strategy)  # before other TensorFlow work: a multi-worker strategy must come first
-    log.info("Precision policy %s; %s with %d replica(s)", policy, type(strategy).__name__, strategy.num_replicas_in_sync)
+    log.info(
+        "Precision policy %s; %s with %d replica(s)", policy, type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     if cfg.resume and worker_count(strategy) > 1:
         raise ConfigError(
             "resume=true is not supported with several workers (each would need the chief's checkpoints): start "
@@ -113,16 +99,28 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
     if replicas > 1:
         log.info(
             "%d replicas: global batch %d (data.batch_size %d per replica), learning rates x%d (train.lr_scaling=%s)",
-            replicas, cfg.data.batch_size * replicas, cfg.data.batch_size, lr_scale, cfg.train.lr_scaling,
+            replicas,
+            cfg.data.batch_size * replicas,
+            cfg.data.batch_size,
+            lr_scale,
+            cfg.train.lr_scaling,
         )
     pipeline = dict(
-        num_classes=len(class_names), image_size=size, batch_size=cfg.data.batch_size * replicas,
-        cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
+        num_classes=len(class_names),
+        image_size=size,
+        batch_size=cfg.data.batch_size * replicas,
+        cache=cfg.data.cache,
+        cache_dir=cfg.data.cache_dir,
     )
     augmentation = AugmentationPlacement.from_config(cfg, data.train.labels, len(class_names), strategy)
     train_ds = make_dataset(
-        data.train, training=True, name="train", shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        batch_augmentation=augmentation.in_pipeline, **pipeline,
+        data.train,
+        training=True,
+        name="train",
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        seed=cfg.seed,
+        batch_augmentation=augmentation.in_pipeline,
+        **pipeline,
     )
     val_ds = make_dataset(data.val, training=False, name="val", **pipeline)
     test_ds = make_dataset(data.test, training=False, name="test", **pipeline)
@@ -131,15 +129,24 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
 
     recipe = cfg.train.recipes[cfg.train.init]
     log.info(
-        "init=%s (backbone.weights=%s): phases %s, BatchNormalization %s", cfg.train.init, cfg.backbone.weights,
-        " -> ".join(recipe.phases), "frozen" if recipe.freeze_batchnorm else "trains",
+        "init=%s (backbone.weights=%s): phases %s, BatchNormalization %s",
+        cfg.train.init,
+        cfg.backbone.weights,
+        " -> ".join(recipe.phases),
+        "frozen" if recipe.freeze_batchnorm else "trains",
     )
     with strategy.scope():
         backbone = build_backbone(cfg.backbone, size)
         model = build_classifier(
-            backbone, class_names=class_names, image_size=size, preprocessing=cfg.backbone.preprocessing,
-            dense_units=cfg.model.dense_units, dropout=cfg.model.dropout, l2=cfg.model.l2,
-            freeze_batchnorm=recipe.freeze_batchnorm, bn_momentum=cfg.model.bn_momentum,
+            backbone,
+            class_names=class_names,
+            image_size=size,
+            preprocessing=cfg.backbone.preprocessing,
+            dense_units=cfg.model.dense_units,
+            dropout=cfg.model.dropout,
+            l2=cfg.model.l2,
+            freeze_batchnorm=recipe.freeze_batchnorm,
+            bn_momentum=cfg.model.bn_momentum,
         )
         trainee = augmentation.trainee(model)
     settings = FitSettings(
@@ -152,22 +159,32 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         jit_compile=cfg.train.jit_compile,
         log_dir=output_dir if cfg.train.tensorboard else None,
         checkpoints=PhaseCheckpoints(
-            output_dir / "checkpoints", resume=cfg.resume, fingerprint=run_fingerprint(cfg, output_dir / "manifest.json")
+            output_dir / "checkpoints",
+            resume=cfg.resume,
+            fingerprint=run_fingerprint(cfg, output_dir / "manifest.json"),
         ),
         extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
         train_images=len(data.train.paths),
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
-    with files_checked_again_on_read_error(data.train.paths + data.val.paths, doing="training",
-                                           cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels):
+    with files_checked_again_on_read_error(
+        data.train.paths + data.val.paths,
+        doing="training",
+        cache_path=cfg.data.integrity_cache,
+        max_pixels=cfg.data.max_image_pixels,
+    ):
         epochs = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
     write_training_curves(output_dir, epochs, monitor=cfg.train.early_stopping.monitor)
-    with files_checked_again_on_read_error(data.val.paths + data.test.paths, doing="evaluating",
-                                           cache_path=cfg.data.integrity_cache, max_pixels=cfg.data.max_image_pixels):
+    with files_checked_again_on_read_error(
+        data.val.paths + data.test.paths,
+        doing="evaluating",
+        cache_path=cfg.data.integrity_cache,
+        max_pixels=cfg.data.max_image_pixels,
+    ):
         val = predict_split(model, val_ds, data.val.paths, data.val.labels, tta=cfg.eval.tta)
         test = predict_split(model, test_ds, data.test.paths, data.test.labels, tta=cfg.eval.tta)
     metrics = write_evaluation(
@@ -192,7 +209,10 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         write_hparams(output_dir / "tensorboard", metrics["hparams"], metrics, run_name=run_name)
     log.info(
         "Done in %.0f s: val_accuracy %.4f, test_accuracy %.4f. Run folder: %s",
-        metrics["train_seconds"], metrics["val_accuracy"], metrics["test_accuracy"], output_dir,
+        metrics["train_seconds"],
+        metrics["val_accuracy"],
+        metrics["test_accuracy"],
+        output_dir,
     )
     return metrics
 

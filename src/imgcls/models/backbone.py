@@ -56,8 +56,10 @@ def build_backbone(cfg: Any, image_size: int) -> keras.Model:
     weights = resolve_weights(cfg.weights)
     try:
         backbone = constructor(
-            include_top=False, weights=None if is_warm_start(weights) else weights,
-            input_shape=(image_size, image_size, 3), **_plain(cfg.get("kwargs") or {}),
+            include_top=False,
+            weights=None if is_warm_start(weights) else weights,
+            input_shape=(image_size, image_size, 3),
+            **_plain(cfg.get("kwargs") or {}),
         )
     except WeightsError:
         raise
@@ -89,13 +91,18 @@ def copy_trained_backbone(model_path: str, backbone: keras.Model, name: str) -> 
     try:
         source = find_backbone(load_trained_model(model_path))
     except (ConfigError, ValueError) as error:
-        raise WeightsError(f"backbone.weights={model_path}: not an imgcls model to warm-start from ({error}).") from error
+        raise WeightsError(
+            f"backbone.weights={model_path}: not an imgcls model to warm-start from ({error})."
+        ) from error
     saved = [tuple(w.shape) for w in source.weights]
     wanted = [tuple(w.shape) for w in backbone.weights]
     if saved != wanted:
         first = next(
-            (f"{w.path} is {w_shape} here, {s_shape} there" for w, w_shape, s_shape in zip(backbone.weights, wanted, saved)
-             if w_shape != s_shape),
+            (
+                f"{w.path} is {w_shape} here, {s_shape} there"
+                for w, w_shape, s_shape in zip(backbone.weights, wanted, saved)
+                if w_shape != s_shape
+            ),
             f"{len(wanted)} weights here, {len(saved)} there",
         )
         raise WeightsError(

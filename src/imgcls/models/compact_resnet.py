@@ -53,9 +53,9 @@ def CompactResNet(
 
     Each stage's first block strides by ``stage_strides`` (default: the first stage keeps the
     resolution and each later one halves it, 32 px to an 8x8 map; conf/backbone/compact_resnet_*.yaml
-    halve in every stage, 32 px to 4x4, for speed on CPUs). The signature follows Keras Applications (``include_top`` must be False; ``weights``
-    is None or a ``.weights.h5`` file saved from the same configuration), so configs select it like
-    any other backbone.
+    halve in every stage, 32 px to 4x4, for speed on CPUs). The signature follows Keras Applications
+    (``include_top`` must be False; ``weights`` is None or a ``.weights.h5`` file saved from the same
+    configuration), so configs select it like any other backbone.
     """
     if include_top:
         raise ValueError("CompactResNet is a backbone only: the classifier head is imgcls's")

@@ -28,21 +28,38 @@ The terminal shows the hparams that differ across runs and val_accuracy, val_los
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="imgcls-runs", description="One table of every imgcls-train run folder under FOLDERs, printed and\n"
+        prog="imgcls-runs",
+        description="One table of every imgcls-train run folder under FOLDERs, printed and\n"
         "written to runs.csv. Unfinished runs are listed too; evaluate, predict and export folders are not.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("folders", nargs="*", metavar="FOLDER", type=Path,
-                   help=f"where to look for run folders (default: {' and '.join(DEFAULT_FOLDERS)}, those that exist)")
-    p.add_argument("--sort", metavar="COLUMN", help=f"the column to sort by (default: {DEFAULT_SORT}); "
-                   "numbers sort best first: descending, but ascending for names ending in loss, ece, error or seconds")
+    p.add_argument(
+        "folders",
+        nargs="*",
+        metavar="FOLDER",
+        type=Path,
+        help=f"where to look for run folders (default: {' and '.join(DEFAULT_FOLDERS)}, those that exist)",
+    )
+    p.add_argument(
+        "--sort",
+        metavar="COLUMN",
+        help=f"the column to sort by (default: {DEFAULT_SORT}); "
+        "numbers sort best first: descending, but ascending for names ending in loss, ece, error or seconds",
+    )
     order = p.add_mutually_exclusive_group()
     order.add_argument("--ascending", dest="descending", action="store_false", default=None, help="smallest first")
     order.add_argument("--descending", dest="descending", action="store_true", default=None, help="largest first")
-    p.add_argument("--output", metavar="CSV", type=Path, default=Path("runs.csv"),
-                   help="where to write the table with every column (default: runs.csv here)")
-    p.add_argument("--columns", metavar="A,B,...",
-                   help="the columns to print after the run folder, or 'all' (default: see below)")
+    p.add_argument(
+        "--output",
+        metavar="CSV",
+        type=Path,
+        default=Path("runs.csv"),
+        help="where to write the table with every column (default: runs.csv here)",
+    )
+    p.add_argument(
+        "--columns", metavar="A,B,...", help="the columns to print after the run folder, or 'all' (default: see below)"
+    )
     p.add_argument("--limit", metavar="N", type=int, help="print only the first N rows (runs.csv has all)")
     return p
 
@@ -55,8 +72,10 @@ def _fail(message: str) -> NoReturn:
 def _check_column(option: str, name: str, columns: Sequence[str]) -> None:
     if name not in columns:
         close = difflib.get_close_matches(name, columns, n=3)
-        _fail(f"{option}: no column {name!r}. " + (f"Did you mean {', '.join(close)}?" if close else
-                                                    f"Columns: {', '.join(columns)}."))
+        _fail(
+            f"{option}: no column {name!r}. "
+            + (f"Did you mean {', '.join(close)}?" if close else f"Columns: {', '.join(columns)}.")
+        )
 
 
 def _roots(folders: Sequence[Path]) -> list[Path]:

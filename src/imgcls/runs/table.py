@@ -151,7 +151,7 @@ def _text_cell(column: str, value: Any) -> str:
     if len(text) <= MAX_CELL:
         return text
     # a run folder's tail tells it apart
-    return "…" + text[1 - MAX_CELL:] if column == "run_dir" else text[: MAX_CELL - 1] + "…"
+    return "…" + text[1 - MAX_CELL :] if column == "run_dir" else text[: MAX_CELL - 1] + "…"
 
 
 def render_text(table: Table, columns: Sequence[str]) -> str:
