@@ -48,7 +48,7 @@ def test_a_real_multirun_writes_runs_csv_even_when_its_jobs_fail_at_start(tmp_pa
         cwd=tmp_path,
         timeout=300,
     )
-    assert "optimized_metric=test_accuracy is not a validation metric" in result.stderr + result.stdout
+    assert "optimized_metric=test_accuracy is not one of val_accuracy" in result.stderr + result.stdout
     with open(sweep_dir / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(row["run_dir"], row["status"]) for row in rows] == [

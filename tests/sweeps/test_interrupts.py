@@ -17,6 +17,18 @@ def test_a_signal_inside_a_jobs_work_stops_it_at_once():
     assert stopped.value.signal_name == "SIGTERM" and stopped.value.exit_code == 143
 
 
+def test_a_signal_whose_exception_is_lost_during_the_work_still_stops_the_job():
+    class Collected:
+        def __del__(self):  # Python prints and drops an exception raised here, as in a weakref callback
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with signals_raise_interrupted(), pytest.raises(SweepInterrupted) as stopped:
+        with interruptible():
+            Collected()  # freed at once: the handler runs inside __del__ and its exception is lost
+            finished = True
+    assert finished and stopped.value.exit_code == 143
+
+
 def test_a_signal_elsewhere_waits_for_the_next_safe_point_or_job():
     with signals_raise_interrupted():
         os.kill(os.getpid(), signal.SIGINT)  # e.g. while Hydra composes a job's config: nothing is raised there

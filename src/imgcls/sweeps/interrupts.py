@@ -35,9 +35,12 @@ class _State:
 
 
 def _on_signal(signal_number: int, _frame: object) -> None:
-    if _State.in_job_work or _State.pending is not None:
-        raise SweepInterrupted(signal_number)
+    second = _State.pending is not None
+    # Kept even when the exception below is lost: Python runs the handler wherever the main thread is, also
+    # inside a weakref callback or __del__ (a garbage collection during the job), which only print it.
     _State.pending = signal_number
+    if _State.in_job_work or second:
+        raise SweepInterrupted(signal_number)
 
 
 @contextmanager
@@ -74,3 +77,4 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         _State.in_job_work = False
+    raise_if_interrupted()  # a signal during the work whose exception was lost on the way
