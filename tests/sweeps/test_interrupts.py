@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import pytest
 
@@ -17,7 +18,10 @@ def test_a_signal_inside_a_jobs_work_stops_it_at_once():
     assert stopped.value.signal_name == "SIGTERM" and stopped.value.exit_code == 143
 
 
-def test_a_signal_whose_exception_is_lost_during_the_work_still_stops_the_job():
+def test_a_signal_whose_exception_is_lost_during_the_work_still_stops_the_job(monkeypatch):
+    printed = []  # what Python's hook for exceptions it cannot raise would print as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+
     class Collected:
         def __del__(self):  # Python prints and drops an exception raised here, as in a weakref callback
             os.kill(os.getpid(), signal.SIGTERM)
@@ -27,6 +31,7 @@ def test_a_signal_whose_exception_is_lost_during_the_work_still_stops_the_job():
             Collected()  # freed at once: the handler runs inside __del__ and its exception is lost
             finished = True
     assert finished and stopped.value.exit_code == 143
+    assert printed == [], "no 'Exception ignored' traceback for the lost exception"
 
 
 def test_a_signal_elsewhere_waits_for_the_next_safe_point_or_job():

@@ -10,9 +10,11 @@ entered by every entry point's ``run_job``); elsewhere it is kept until the swee
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class SweepInterrupted(BaseException):
@@ -50,13 +52,27 @@ def signals_raise_interrupted() -> Iterator[None]:
         yield
         return
     previous = {number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_lost_interruptions(previous_hook)
     _State.installed, _State.pending = True, None
     try:
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        sys.unraisablehook = previous_hook
         _State.installed, _State.pending = False, None
+
+
+def _quiet_about_lost_interruptions(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Python's hook for exceptions it cannot raise (in __del__, weakref callbacks), less SweepInterrupted,
+    which stays pending and is raised when the job's work returns: no traceback for the user."""
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not SweepInterrupted:
+            previous(unraisable)
+
+    return hook
 
 
 def raise_if_interrupted() -> None:
