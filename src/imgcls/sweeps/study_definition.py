@@ -15,6 +15,7 @@ import optuna
 from optuna.distributions import BaseDistribution, distribution_to_json
 
 from imgcls.errors import ImgclsError
+from imgcls.resume_overrides import override_key
 
 ATTRIBUTE = "imgcls_definition"
 # Where things are, not what they are: machines sharing a study may mount the same data elsewhere (and
@@ -28,7 +29,7 @@ class StudyDefinitionError(ImgclsError):
 
 
 def _is_location(override: str) -> bool:
-    key = override.lstrip("~+").split("=", 1)[0]
+    key = override_key(override)
     return key in LOCATION_KEYS or key.startswith(LOCATION_PREFIXES)
 
 
