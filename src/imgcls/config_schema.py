@@ -36,6 +36,12 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.early_stopping.monitor": ("val_loss", "val_accuracy", "loss", "accuracy"),
     "eval.tta": (True, False),
     "eval.calibrate": (True, False),
+    # frozen-backbone phases train the head on features computed once (imgcls.training.feature_cache)
+    "train.feature_cache": ("auto", True, False),
+    # the constructor's convention (imgcls.models.backbone), the raw-RGB preprocessing and the feature pooling
+    "backbone.source": ("keras_applications", "keras_hub"),
+    "backbone.preprocessing": ("caffe", "tf", "torch", "builtin", "preset"),
+    "backbone.pooling": ("avg", "cls_token"),
 }
 
 
@@ -101,7 +107,10 @@ PHASE_RANGES: dict[str, Range] = {
     "epochs": Range(0, integer=True, convert=int),
     "lr": Range(0, low_open=True, convert=float),
     "backbone_lr_mult": Range(0, convert=float),
+    "layer_decay": Range(0, 1, low_open=True, convert=float),  # or null: no layer-wise decay
 }
+
+OPTIONAL_PHASE_FIELDS = ("layer_decay",)  # null turns them off
 
 # a value of one setting that needs another setting given: (key, value) -> (the other key, what to give it)
 NEEDS: dict[tuple[str, Any], tuple[str, str]] = {
@@ -201,7 +210,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
                     )
                     continue
                 for field, rule in PHASE_RANGES.items():
-                    if field in phases[name]:
+                    if field in phases[name] and not (field in OPTIONAL_PHASE_FIELDS and phases[name][field] is None):
                         problems.append(_range_problem(f"train.phases.{name}.{field}", phases[name][field], rule))
     return [problem for problem in problems if problem]
 

@@ -46,6 +46,7 @@ TRUSTED = (
     Trusted("keras.layers.*", "keras.src.layers.preprocessing"),  # preprocessing and augmentation layers only
     Trusted("keras.applications.*", "keras.src.applications", functions=True),
     Trusted("keras_hub.models.*", "keras_hub.src.models"),
+    Trusted("keras_hub.layers.*", "keras_hub.src.models"),  # the image converters of keras-hub's models
     Trusted("tensorflow.distribute.*", "tensorflow.python.distribute"),
     Trusted("tensorflow.distribute.get_strategy", "tensorflow.python.distribute.distribute_lib", functions=True),
     Trusted("optuna.samplers.*", "optuna.samplers"),

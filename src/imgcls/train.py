@@ -24,13 +24,14 @@ from imgcls.errors import ConfigError, DiskFullError, ImgclsError
 from imgcls.evaluation.bundle import predict_split, write_evaluation, write_training_curves
 from imgcls.evaluation.calibration import with_temperature
 from imgcls.evaluation.tensorboard import write_hparams
-from imgcls.models.backbone import build_backbone
+from imgcls.models.backbone import build_backbone, build_preprocessing
 from imgcls.models.classifier import build_classifier
 from imgcls.resume_overrides import expand_resume
 from imgcls.sweeps.pruning import pruning_callbacks
 from imgcls.targets import TRUSTED_TARGETS, build
 from imgcls.training.augmentation_placement import AugmentationPlacement
 from imgcls.training.checkpoints import PhaseCheckpoints, inference_view
+from imgcls.training.feature_cache import FeatureCache, wanted
 from imgcls.training.phases import FitSettings, phase_plans, train_phases
 from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
@@ -141,7 +142,8 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
             backbone,
             class_names=class_names,
             image_size=size,
-            preprocessing=cfg.backbone.preprocessing,
+            preprocessing=build_preprocessing(cfg.backbone, size),
+            pooling=cfg.backbone.get("pooling", "avg"),
             dense_units=cfg.model.dense_units,
             dropout=cfg.model.dropout,
             l2=cfg.model.l2,
@@ -166,6 +168,8 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         extra_callbacks=tuple(pruning_callbacks(cfg.trial, cfg.optimized_metric, _pruner_config(cfg))),
         verbose=cfg.train.verbose,
         train_images=len(data.train.paths),
+        blocks=cfg.backbone.get("blocks"),
+        feature_cache=_feature_cache(cfg, model, data, pipeline, augmented=augmentation.transform is not None),
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
     with files_checked_again_on_read_error(
@@ -215,6 +219,13 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         output_dir,
     )
     return metrics
+
+
+def _feature_cache(cfg: DictConfig, model: keras.Model, data: Any, pipeline: dict, *, augmented: bool):
+    """The frozen-backbone phases' feature cache, when ``train.feature_cache`` asks for it (feature_cache.wanted)."""
+    if not wanted(cfg.train.feature_cache, augmented=augmented):
+        return None
+    return FeatureCache(model, data.train, data.val, pipeline, seed=cfg.seed, augmented=augmented)
 
 
 @hydra.main(config_path="pkg://imgcls.conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)

@@ -13,10 +13,11 @@ from omegaconf import OmegaConf
 
 from imgcls.errors import ConfigError, WeightsError
 from imgcls.models.backbone import build_backbone
+from imgcls.models.blocks import backbone_blocks
 from imgcls.models.classifier import build_classifier
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "backbone"
-BACKBONES = sorted(p.stem for p in CONF.glob("*.yaml"))
+BACKBONES = sorted(p.stem for p in CONF.glob("*.yaml") if "source: keras_hub" not in p.read_text())
 
 
 def backbone_config(name: str, **overrides):
@@ -30,6 +31,9 @@ def test_each_backbone_builds_with_random_weights_at_its_minimum_size(name):
     backbone = build_backbone(cfg, cfg.min_image_size)
     out = backbone(np.zeros((1, cfg.min_image_size, cfg.min_image_size, 3), "float32"))
     assert out.shape[0] == 1 and len(out.shape) == 4, "a feature map, not class scores"
+    blocks = backbone_blocks(backbone, cfg.blocks)
+    assert blocks[0].name == "stem" and len(blocks) >= 4, "backbone.blocks describes the network's own blocks"
+    assert sum(len(block.layers) for block in blocks) == len(backbone.layers), "every layer is in one block"
 
 
 def test_image_size_below_minimum_is_a_clear_error():

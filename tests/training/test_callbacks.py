@@ -11,6 +11,7 @@ import keras
 import pytest
 import tensorflow as tf
 
+from imgcls.models.blocks import backbone_blocks
 from imgcls.training.callbacks import epoch_line
 from imgcls.training.phases import FitSettings, PhasePlan, fit_phase
 from imgcls.training.schedules import cosine_with_warmup
@@ -56,7 +57,7 @@ def fit(tmp_path, schedule_factory, *, epochs=3, initial_epoch=0, backbone_lr_mu
         val_ds=val_ds,
         initial_epoch=initial_epoch,
         strategy=tf.distribute.get_strategy(),
-        backbone=backbone,
+        trained_blocks=backbone_blocks(backbone, None),
     )
 
 

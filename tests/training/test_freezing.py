@@ -1,4 +1,4 @@
-"""Phase 1 freezes the backbone; phase 2 unfreezes exactly its last N layers and never trains BatchNormalization."""
+"""Phase 1 freezes the backbone; phase 2 unfreezes exactly its last N blocks and never trains BatchNormalization."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import tiny_classifier
+from imgcls.errors import ConfigError
 from imgcls.models.classifier import find_backbone
 from imgcls.training.freezing import set_trainable_backbone
 
@@ -37,7 +38,7 @@ def test_phase2_unfreezes_the_last_layers_except_batchnorm(count):
     trained = set_trainable_backbone(backbone, count)
     top = backbone.layers[-count:]
     expected = [layer for layer in top if layer.weights and not is_bn(layer)]
-    assert trained == [layer.name for layer in expected]
+    assert [block.name for block in trained] == [layer.name for layer in expected]
     assert all(not layer.trainable for layer in backbone.layers[:-count])
     assert all(not layer.trainable for layer in backbone.layers if is_bn(layer))
     expected_weights = sum(len(layer.trainable_weights) for layer in expected)
@@ -75,3 +76,63 @@ def test_unfrozen_batchnorm_trains_when_asked():
     before = bn_statistics(backbone)
     model.fit(tf.random.uniform((8, 32, 32, 3), 0, 255), tf.one_hot(tf.range(8) % 3, 3), verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, bn_statistics(backbone)))
+
+
+MOBILENET_BLOCKS = r"(expanded_conv(?:_\d+)?)_.*"  # conf/backbone/mobilenetv3small.yaml
+
+
+def test_unfreeze_counts_the_backbones_own_blocks():
+    _, backbone = classifier()
+    trained = set_trainable_backbone(backbone, 2, blocks=MOBILENET_BLOCKS)
+    assert [block.name for block in trained] == ["expanded_conv_9", "expanded_conv_10"]
+    trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
+    assert "expanded_conv_9_expand" in trainable and "conv_1" in trainable, "the top conv trains with the last block"
+    assert "expanded_conv_8_project" not in trainable
+    assert not any(is_bn(layer) and layer.trainable for layer in backbone.layers)
+
+
+def test_unfreeze_from_a_layer_inside_a_block_starts_at_that_block():
+    _, backbone = classifier()
+    trained = set_trainable_backbone(backbone, 0, from_layer="expanded_conv_9_depthwise", blocks=MOBILENET_BLOCKS)
+    assert [block.name for block in trained] == ["expanded_conv_9", "expanded_conv_10"]
+
+
+def test_an_unknown_block_names_the_close_ones():
+    _, backbone = classifier()
+    with pytest.raises(ConfigError, match=r"unfreeze_from=expanded_conv_99: .*Did you mean"):
+        set_trainable_backbone(backbone, 0, from_layer="expanded_conv_99", blocks=MOBILENET_BLOCKS)
+
+
+def test_a_pattern_that_matches_nothing_shows_the_layer_paths():
+    _, backbone = classifier()
+    with pytest.raises(ConfigError, match=r"matches no layer of .*the paths begin: input"):
+        set_trainable_backbone(backbone, 1, blocks="encoder/layers_\\d+")
+
+
+def nested_backbone() -> keras.Model:
+    """Blocks that are layers holding layers, BatchNormalization among them (as in keras-hub's CNNs)."""
+
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(4, 3, padding="same")
+            self.norm = keras.layers.BatchNormalization()
+
+        def call(self, x, training=None):
+            return self.norm(self.conv(x), training=training)
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
+    for i in range(3):
+        x = Block(name=f"stage_{i}")(x)
+    return keras.Model(inputs, x)
+
+
+def test_batchnorm_inside_nested_blocks_stays_frozen():
+    backbone = nested_backbone()
+    trained = set_trainable_backbone(backbone, -1, blocks=r"stage_\d+")
+    assert [block.name for block in trained] == ["stem", "stage_0", "stage_1", "stage_2"]
+    paths = {w.path for w in backbone.trainable_weights}
+    assert paths and not any("batch_normalization" in p for p in paths)
+    assert any(p.startswith("stage_2/conv") or "conv2d" in p for p in paths)
+    assert len(backbone.trainable_weights) == 2 + 3 * 2  # the stem's and each block's conv kernel and bias

@@ -16,7 +16,7 @@ from imgcls.models.classifier import find_backbone
 from imgcls.models.compact_resnet import CompactResNet
 from imgcls.training.checkpoints import PhaseCheckpoints
 from imgcls.training.freezing import set_trainable_backbone
-from imgcls.training.optimizers import backbone_lr_optimizer
+from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers
 from imgcls.training.phases import FitSettings, PhasePlan, TrainingDivergedError, fit_phase, train_phases
 from imgcls.training.schedules import constant
 
@@ -31,27 +31,61 @@ def batch():
     return images, tf.one_hot(tf.range(8) % 3, 3)
 
 
-def one_step_deltas(multiplier):
-    model, backbone = classifier()
-    set_trainable_backbone(backbone, -1)
-    factory = backbone_lr_optimizer(functools.partial(keras.optimizers.SGD), backbone, multiplier)
+RESNET_BLOCKS = r"(stage\d+_block\d+)_.*"  # conf/backbone/compact_resnet_s.yaml
+
+
+def one_step_deltas(multiplier, layer_decay=None):
+    """One SGD step's change of every trainable weight, and the block (name) of each backbone weight."""
+    keras.utils.set_random_seed(0)
+    backbone = CompactResNet(
+        input_shape=(32, 32, 3),
+        stem_width=4,
+        stage_widths=(4, 8, 8),
+        blocks_per_stage=(1, 1, 1),
+        stage_strides=(2, 2, 2),
+    )
+    model = tiny_classifier(backbone=backbone, spread=False, dropout=0.0, l2=0.0, seed=0)
+    trained = set_trainable_backbone(backbone, -1, blocks=RESNET_BLOCKS)
+    multipliers = block_lr_multipliers(trained, multiplier, layer_decay)
+    factory = backbone_lr_optimizer(functools.partial(keras.optimizers.SGD), multipliers)
     model.compile(optimizer=factory(learning_rate=0.1), loss="categorical_crossentropy")
     before = {w.path: w.numpy().copy() for w in model.trainable_weights}
     model.train_on_batch(*batch())
-    return {w.path: w.numpy() - before[w.path] for w in model.trainable_weights}, {w.path for w in backbone.weights}
+    block_of = {w.path: block.name for block in trained for w in block.trainable_weights()}
+    return {w.path: w.numpy() - before[w.path] for w in model.trainable_weights}, block_of
+
+
+def update_factors(scaled: dict, full: dict, block_of: dict) -> dict[str, set[float]]:
+    """For each block (and the head), the ratios of its weights' updates in ``scaled`` to those in ``full``."""
+    factors: dict[str, set[float]] = {}
+    for path, delta in full.items():
+        size = np.abs(delta)
+        assert size.max() > 1e-7, f"{path} barely moved: its updates are below float32's resolution"
+        big = size > size.max() * 1e-2
+        factor = float(np.median(scaled[path][big] / delta[big]))
+        factors.setdefault(block_of.get(path, "head"), set()).add(round(factor, 3))
+    return factors
 
 
 def test_backbone_learning_rate_multiplier_scales_only_backbone_updates():
-    full, backbone_paths = one_step_deltas(1.0)
+    full, block_of = one_step_deltas(1.0)
     scaled, _ = one_step_deltas(0.1)
-    checked = 0
-    for path, delta in full.items():
-        if not np.any(delta):
-            continue
-        expected = delta * (0.1 if path in backbone_paths else 1.0)
-        np.testing.assert_allclose(scaled[path], expected, rtol=1e-3, atol=1e-7)
-        checked += 1
-    assert checked > 10
+    factors = update_factors(scaled, full, block_of)
+    assert factors.pop("head") == {1.0}
+    assert len(factors) == 4 and all(found == {0.1} for found in factors.values())
+
+
+def test_layer_decay_gives_the_top_block_the_full_rate_and_each_block_below_a_factor_less():
+    full, block_of = one_step_deltas(1.0)
+    decayed, _ = one_step_deltas(1.0, layer_decay=0.5)
+    factors = update_factors(decayed, full, block_of)
+    assert factors == {
+        "head": {1.0},
+        "stage3_block1": {1.0},
+        "stage2_block1": {0.5},
+        "stage1_block1": {0.25},
+        "stem": {0.125},
+    }
 
 
 def test_unfreeze_from_a_layer_name():
@@ -60,8 +94,8 @@ def test_unfreeze_from_a_layer_name():
     start = names[-20]
     trained = set_trainable_backbone(backbone, 0, from_layer=start)
     assert all(not layer.trainable for layer in backbone.layers[:-20])
-    assert set(trained) <= set(names[-20:]) and trained
-    with pytest.raises(ConfigError, match=r"no such layer.*Did you mean"):
+    assert {block.name for block in trained} <= set(names[-20:]) and trained
+    with pytest.raises(ConfigError, match=r"no such block or layer.*Did you mean"):
         set_trainable_backbone(backbone, 0, from_layer=start + "x")
 
 

@@ -3,6 +3,8 @@
 * ``Model._initial_epoch``: the epoch ``fit()`` starts from instead of its ``initial_epoch``
   argument; ``keras.callbacks.BackupAndRestore`` sets it in ``on_train_begin`` when it restores, and so
   does imgcls's :class:`~imgcls.training.checkpoints.EpochBackup`. It is not reset after ``fit()``.
+* ``Layer._flatten_layers(include_self=False, recursive=False)``: the layers a (non-functional) layer tracks,
+  in order: how the blocks of a keras-hub backbone (transformer layers inside an encoder layer) are found.
 * ``Optimizer._get_variable_index(variable)``: the position of a trainable variable in the list the
   optimizer was built with. In the TensorFlow backend ``update_step`` receives the ``tf.Variable``
   under a Keras variable, which has no ``path``; this index is how a variable is recognised there.
@@ -18,7 +20,10 @@ import keras
 from imgcls.compat.versions import WrittenFor
 
 KERAS = WrittenFor("keras", "3.15", "3.16")
-USER = "imgcls's training loop (imgcls.compat.keras_private: Model._initial_epoch, Optimizer._get_variable_index)"
+USER = (
+    "imgcls's training loop (imgcls.compat.keras_private: Model._initial_epoch, Optimizer._get_variable_index, "
+    "Layer._flatten_layers)"
+)
 
 
 def restored_epoch(model: keras.Model) -> int | None:
@@ -38,3 +43,26 @@ def variable_index(optimizer: keras.optimizers.Optimizer, variable) -> int:
     ``optimizer`` was built with."""
     KERAS.check(USER)
     return optimizer._get_variable_index(variable)
+
+
+def sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layers directly inside ``layer``: a functional model's in graph order, any other layer's in the order
+    it tracked them (``Layer._flatten_layers``; Keras has no public accessor for the latter)."""
+    if isinstance(layer, keras.Model) and hasattr(layer, "_operations"):  # functional
+        return list(layer.layers)
+    KERAS.check(USER)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def all_sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """Every layer inside ``layer``, at any depth, each once."""
+    found, seen = [], set()
+    stack = list(reversed(sublayers(layer)))
+    while stack:
+        child = stack.pop()
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
+        found.append(child)
+        stack.extend(reversed(sublayers(child)))
+    return found

@@ -1,4 +1,9 @@
-"""Build a backbone from its config, with ImageNet, random or file weights, or an earlier run's (a warm start)."""
+"""Build a backbone from its config, with ImageNet, random or file weights, or an earlier run's (a warm start).
+
+``backbone.source`` chooses the constructor's convention: ``keras_applications`` (``include_top``, ``weights``,
+``input_shape``; Keras Applications and imgcls's own networks) or ``keras_hub`` (a keras-hub preset, see
+:mod:`imgcls.models.hub_backbone`). Nothing here depends on a backbone's name.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,17 @@ from typing import Any
 import keras
 from omegaconf import OmegaConf
 
+from imgcls.compat.keras_private import all_sublayers
 from imgcls.errors import ConfigError, WeightsError
+from imgcls.models.blocks import is_batchnorm
+from imgcls.models.hub_backbone import build_hub_backbone, build_hub_converter
 from imgcls.resolvers import means_random_init
 from imgcls.targets import trusted_callable
 
 log = logging.getLogger(__name__)
+
+APPLICATIONS = "keras_applications"
+SOURCES = (APPLICATIONS, "keras_hub")
 
 OFFLINE_HINT = (
     "Either run once on a machine with internet access (Keras caches the file in ~/.keras/models; copy that "
@@ -46,12 +57,39 @@ def is_warm_start(weights: str | None) -> bool:
 
 
 def build_backbone(cfg: Any, image_size: int) -> keras.Model:
-    """The backbone named by ``cfg.constructor`` without its classifier top, for square ``image_size`` inputs."""
+    """The backbone ``cfg`` describes, without its classifier top, for square ``image_size`` inputs."""
     if image_size < cfg.min_image_size:
         raise ConfigError(
             f"data.image_size={image_size} is below {cfg.name}'s minimum of {cfg.min_image_size} px. "
             f"Use data.image_size={cfg.min_image_size} or larger."
         )
+    if cfg.get("source", APPLICATIONS) == APPLICATIONS:
+        backbone, warm_start = _applications_backbone(cfg, image_size)
+    else:
+        backbone, warm_start = build_hub_backbone(cfg, image_size)
+    if warm_start is not None:
+        copy_trained_backbone(warm_start, backbone, cfg.name)
+    batchnorms = [layer for layer in all_sublayers(backbone) if is_batchnorm(layer)]
+    if cfg.get("bn_momentum") is not None:
+        if not batchnorms:
+            log.warning("backbone.bn_momentum has no effect: %s has no BatchNormalization", cfg.name)
+        for layer in batchnorms:
+            layer.momentum = float(cfg.bn_momentum)
+    if not batchnorms:
+        log.info("%s has no BatchNormalization layers: the BatchNormalization rules do not apply to it", cfg.name)
+    log.info("Backbone %s (%s weights): %d layers", cfg.name, cfg.weights or "random", len(all_sublayers(backbone)))
+    return backbone
+
+
+def build_preprocessing(cfg: Any, image_size: int) -> str | keras.layers.Layer:
+    """What turns raw 0-255 RGB into the backbone's input: a Keras Applications mode (see
+    :class:`~imgcls.models.layers.BackbonePreprocessing`), or ``preset``: keras-hub's image converter."""
+    if cfg.preprocessing == "preset":
+        return build_hub_converter(cfg, image_size)
+    return cfg.preprocessing
+
+
+def _applications_backbone(cfg: Any, image_size: int) -> tuple[keras.Model, str | None]:
     constructor = trusted_callable(cfg.constructor, "backbone.constructor")
     weights = resolve_weights(cfg.weights)
     try:
@@ -65,14 +103,7 @@ def build_backbone(cfg: Any, image_size: int) -> keras.Model:
         raise
     except Exception as error:  # Keras raises bare Exception/ValueError for download and shape problems
         raise _weights_error(cfg, weights, error) from error
-    if is_warm_start(weights):
-        copy_trained_backbone(weights, backbone, cfg.name)
-    if cfg.get("bn_momentum") is not None:
-        for layer in backbone.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = float(cfg.bn_momentum)
-    log.info("Backbone %s (%s weights): %d layers", cfg.name, weights or "random", len(backbone.layers))
-    return backbone
+    return backbone, weights if is_warm_start(weights) else None
 
 
 def _plain(value: Any) -> Any:

@@ -37,6 +37,17 @@ class BackbonePreprocessing(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="imgcls")
+class ClassToken(keras.layers.Layer):
+    """The first token of a transformer's output sequence (batch, tokens, width): its class token."""
+
+    def call(self, tokens):
+        return tokens[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="imgcls")
 class ClassProbabilities(keras.layers.Dense):
     """The output layer: Dense with softmax, always float32, carrying the class names of its units.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def load_trained_model(path: str | os.PathLike) -> keras.Model:
     path = Path(os.fspath(path)).expanduser()
     if not path.is_file():
         raise ConfigError(f"model={path}: file not found. Point model= at a model.keras written by imgcls-train.")
+    import_layer_packages(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # not a .keras file, a truncated one, a foreign custom layer: the user's to fix
@@ -34,6 +36,18 @@ def load_trained_model(path: str | os.PathLike) -> keras.Model:
             "Point model= at a model.keras written by imgcls-train."
         ) from error
     return float32_model(model)
+
+
+def import_layer_packages(path: Path) -> None:
+    """Import the packages whose registered layers the ``.keras`` file at ``path`` uses (keras-hub's backbones
+    and image converters), so that loading it in safe mode finds them."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return  # keras.models.load_model says what is wrong with the file
+    if b'"keras_hub' in config:
+        import keras_hub  # noqa: F401  (registers keras_hub>... classes)
 
 
 def _all_layers(model: keras.Model):

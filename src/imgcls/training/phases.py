@@ -14,10 +14,12 @@ import tensorflow as tf
 
 from imgcls.compat.keras_private import restored_epoch, set_restored_epoch
 from imgcls.errors import ConfigError, ImgclsError
+from imgcls.models.blocks import Block
 from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, LearningRateToLogs, StopOnNaN
 from imgcls.training.checkpoints import PhaseCheckpoints
+from imgcls.training.feature_cache import FeatureCache
 from imgcls.training.freezing import set_trainable_backbone
-from imgcls.training.optimizers import backbone_lr_optimizer
+from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,10 @@ class TrainingDivergedError(ImgclsError):
 class PhasePlan:
     """One phase: epochs, base learning rate, which backbone layers train and at what share of the rate.
 
-    ``unfreeze``: 0 trains no backbone layer (only the head), N the last N layers, -1 all of them;
-    ``unfreeze_from`` (a layer name) trains that layer and every one above it instead.
+    ``unfreeze``: 0 trains no backbone block (only the head), N the last N blocks, -1 all of them;
+    ``unfreeze_from`` (a block, or a layer inside one) trains that block and every one above it instead.
+    ``layer_decay`` (BEiT's layer-wise decay) lowers the rate by that factor for each block below the top
+    trained one.
     """
 
     name: str
@@ -40,6 +44,7 @@ class PhasePlan:
     unfreeze: int = 0
     unfreeze_from: str | None = None
     backbone_lr_mult: float = 1.0
+    layer_decay: float | None = None
 
 
 def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) -> list[PhasePlan]:
@@ -57,6 +62,7 @@ def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) ->
                 unfreeze=int(phase.get("unfreeze", 0)),
                 unfreeze_from=phase.get("unfreeze_from"),
                 backbone_lr_mult=float(phase.get("backbone_lr_mult", 1.0)),
+                layer_decay=None if phase.get("layer_decay") is None else float(phase.layer_decay),
             )
         )
     return plans
@@ -78,6 +84,8 @@ class FitSettings:
     extra_callbacks: tuple[keras.callbacks.Callback, ...] = ()
     verbose: str | int = "auto"
     train_images: int | None = None  # images in one training epoch, for the images/s of the epoch log line
+    blocks: str | None = None  # backbone.blocks: how the backbone divides into blocks (imgcls.models.blocks)
+    feature_cache: FeatureCache | None = None  # set when frozen-backbone phases train the head on cached features
 
 
 def keras_verbosity(verbose: str | int) -> int:
@@ -122,14 +130,17 @@ def fit_phase(
     val_ds: tf.data.Dataset,
     initial_epoch: int,
     strategy: tf.distribute.Strategy,
-    backbone: keras.Model | None = None,
+    trained_blocks: Sequence[Block] = (),
 ) -> int:
-    """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch``; return the end epoch."""
+    """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch``; return the end epoch.
+
+    The weights of ``trained_blocks`` train at ``plan.backbone_lr_mult`` times the rate, and ``plan.layer_decay``
+    times less for each block below the last.
+    """
     steps_per_epoch = int(train_ds.cardinality())
     learning_rate, schedule_callbacks = settings.schedule_factory(plan.lr, steps_per_epoch, plan.epochs)
-    optimizer_factory = settings.optimizer_factory
-    if backbone is not None:
-        optimizer_factory = backbone_lr_optimizer(optimizer_factory, backbone, plan.backbone_lr_mult)
+    multipliers = block_lr_multipliers(trained_blocks, plan.backbone_lr_mult, plan.layer_decay)
+    optimizer_factory = backbone_lr_optimizer(settings.optimizer_factory, multipliers)
     with strategy.scope():
         model.compile(
             optimizer=optimizer_factory(learning_rate=learning_rate),
@@ -195,7 +206,6 @@ def train_phases(
     checkpoints, a finished phase is not run again and an interrupted one continues at its last
     finished epoch. A phase of 0 epochs is skipped. Returns the epochs each phase ran.
     """
-    fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy)
     epochs: dict[str, int] = {}
     end = 0
     for plan in plans:
@@ -203,15 +213,33 @@ def train_phases(
             log.info("%s skipped (train.phases.%s.epochs=%d)", plan.name, plan.name, plan.epochs)
             continue
         trained = set_trainable_backbone(
-            backbone, plan.unfreeze, from_layer=plan.unfreeze_from, freeze_batchnorm=settings.freeze_batchnorm
+            backbone,
+            plan.unfreeze,
+            from_layer=plan.unfreeze_from,
+            freeze_batchnorm=settings.freeze_batchnorm,
+            blocks=settings.blocks,
         )
         log.info(
-            "%s: %d backbone layers with weights train%s",
+            "%s: %d backbone blocks with weights train%s",
             plan.name,
             len(trained),
-            f" (from {trained[0]})" if trained else ": the head only",
+            f" (from {trained[0].name})" if trained else ": the head only",
         )
         first = end
-        end = _run_or_restore(model, plan, settings, first, backbone=backbone if trained else None, **fit_kwargs)
+        if not trained and settings.feature_cache is not None:
+            log.info("%s: the head trains on the backbone's cached features (train.feature_cache)", plan.name)
+            features_train, features_val = settings.feature_cache.datasets()
+            end = _run_or_restore(
+                settings.feature_cache.head(),
+                plan,
+                settings,
+                first,
+                train_ds=features_train,
+                val_ds=features_val,
+                strategy=strategy,
+            )
+        else:
+            fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy, trained_blocks=trained)
+            end = _run_or_restore(model, plan, settings, first, **fit_kwargs)
         epochs[plan.name] = end - first
     return epochs
