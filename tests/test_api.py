@@ -69,3 +69,11 @@ def test_load_images_decodes_like_the_evaluation_pipeline(image_dataset):
     assert images.shape == (3, 24, 24, 3) and images.dtype == np.float32
     expected = tf.round(load_image(tf.constant(str(files[1])), 24)).numpy()
     np.testing.assert_array_equal(images[1], expected)
+
+
+def test_train_model_returns_the_folder_it_wrote_when_paths_output_dir_is_set(image_dataset, tmp_path):
+    chosen = tmp_path / "chosen run"
+    run = imgcls.train_model(
+        tiny_overrides(image_dataset, tmp_path, f"paths.output_dir={chosen}", "train.phases.phase2.epochs=0")
+    )
+    assert run.run_dir == chosen and run.model_path.is_file()

@@ -20,7 +20,6 @@ from typing import Any
 
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from hydra.utils import execution_whitelist
 from omegaconf import DictConfig
@@ -59,7 +58,7 @@ def train_model(overrides: Sequence[str] = ()) -> TrainingResult:
 
     def task(cfg: DictConfig) -> TrainingResult:
         metrics = run_job(cfg, lambda: train(cfg), exit_on_error=False)
-        return TrainingResult(Path(HydraConfig.get().runtime.output_dir), metrics)
+        return TrainingResult(Path(cfg.paths.output_dir).expanduser().resolve(), metrics)  # where train() wrote
 
     saved_hydra = get_gh_backup()
     GlobalHydra.instance().clear()

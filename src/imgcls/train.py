@@ -225,7 +225,15 @@ def _feature_cache(cfg: DictConfig, model: keras.Model, data: Any, pipeline: dic
     """The frozen-backbone phases' feature cache, when ``train.feature_cache`` asks for it (feature_cache.wanted)."""
     if not wanted(cfg.train.feature_cache, augmented=augmented):
         return None
-    return FeatureCache(model, data.train, data.val, pipeline, seed=cfg.seed, augmented=augmented)
+    return FeatureCache(
+        model,
+        data.train,
+        data.val,
+        pipeline,
+        seed=cfg.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        augmented=augmented,
+    )
 
 
 @hydra.main(config_path="pkg://imgcls.conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)

@@ -55,7 +55,7 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
 
 def disk_cache_prefix(cache_dir: str | Path, subset: Subset, image_size: int, name: str) -> Path:
     """A tf.data cache file prefix that changes whenever the files, their labels or the image size change."""
-    digest = hashlib.sha256(f"{image_size}".encode())
+    digest = hashlib.sha256(f"{image_size} (uint8 image, file index)".encode())  # the cached elements' format
     for path, label in zip(subset.paths, subset.labels):
         try:
             stat = os.stat(path)
@@ -100,29 +100,25 @@ def make_dataset(
     check_choice("data.cache", cache)
     paths = np.asarray(subset.paths)
     labels = np.asarray(subset.labels, dtype=np.int32)
-    if training:
-        # A fixed permutation, not the run's seed, so a disk cache serves every seed of a sweep.
-        order = np.random.default_rng(FILE_ORDER_SEED).permutation(len(paths))
-        paths, labels = paths[order], labels[order]
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if training and cache == "none":
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(
-        lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), tf.uint8), label),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    if cache == "memory":
-        ds = ds.cache()
-    elif cache == "disk":
-        if cache_dir is None:
-            raise ConfigError("data.cache=disk needs data.cache_dir.")
-        prefix = disk_cache_prefix(cache_dir, subset, image_size, name)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        ds = ds.cache(str(prefix))
-    if training and cache != "none":
-        ds = ds.shuffle(max(1, min(shuffle_buffer, len(paths))), seed=seed, reshuffle_each_iteration=True)
+    def decode_and_cache(ds: tf.data.Dataset) -> tf.data.Dataset:
+        ds = ds.map(
+            lambda index: (tf.cast(tf.round(load_image(tf.gather(paths, index), image_size)), tf.uint8), index),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        if cache == "memory":
+            ds = ds.cache()
+        elif cache == "disk":
+            if cache_dir is None:
+                raise ConfigError("data.cache=disk needs data.cache_dir.")
+            prefix = disk_cache_prefix(cache_dir, subset, image_size, name)
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            ds = ds.cache(str(prefix))
+        return ds
+
+    ds = _file_order(len(paths), training, cache, shuffle_buffer, seed, load=decode_and_cache)
+    ds = ds.map(lambda image, index: (image, tf.gather(labels, index)))
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     ds = ds.map(lambda images, label: (images, tf.one_hot(label, num_classes, dtype=tf.float32)))
     if training and batch_augmentation is not None:
@@ -133,6 +129,48 @@ def make_dataset(
     options = tf.data.Options()
     options.autotune.ram_budget = autotune_ram_budget(batch_size, image_size)
     return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def _file_order(
+    count: int,
+    training: bool,
+    cache: str,
+    shuffle_buffer: int,
+    seed: int,
+    load: Callable[[tf.data.Dataset], tf.data.Dataset] = lambda ds: ds,
+) -> tf.data.Dataset:
+    """The indices of a subset's files in the order an epoch reads them, through ``load`` (decoding, caching).
+
+    Training data is shuffled: the file order is permuted, then, without a cache, all the indices before
+    ``load``; with a cache, the loaded elements through a ``shuffle_buffer`` after it. The order depends on
+    the count, the settings and the seed only, so an index-only dataset (``load`` left out) reads in the
+    order the images do.
+    """
+    order = np.arange(count)
+    if training:
+        # A fixed permutation, not the run's seed, so a disk cache serves every seed of a sweep.
+        order = np.random.default_rng(FILE_ORDER_SEED).permutation(count)
+    ds = tf.data.Dataset.from_tensor_slices(order)
+    if training and cache == "none":
+        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    ds = load(ds)
+    if training and cache != "none":
+        ds = ds.shuffle(max(1, min(shuffle_buffer, count)), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def training_file_order(
+    count: int,
+    *,
+    batch_size: int,
+    training: bool = True,
+    cache: str = "memory",
+    shuffle_buffer: int = 2048,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of the file indices that :func:`make_dataset`'s batches of the same settings hold, in the same
+    order, epoch after epoch: how features computed once are fed in the order the images would be."""
+    return _file_order(count, training, cache, shuffle_buffer, seed).batch(batch_size)
 
 
 def autotune_ram_budget(batch_size: int, image_size: int) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgcls.config_schema import check_choice
-from imgcls.data.pipeline import make_dataset
+from imgcls.data.pipeline import make_dataset, training_file_order
 from imgcls.training.workers import shard_by_data
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class FeatureCache:
     val: Any
     pipeline: dict  # make_dataset's shared arguments (num_classes, image_size, batch_size, cache, cache_dir)
     seed: int
+    shuffle_buffer: int = 2048
     augmented: bool = False
     _datasets: tuple | None = field(default=None, repr=False)
     _head: keras.Model | None = field(default=None, repr=False)
@@ -70,7 +71,10 @@ class FeatureCache:
         return self._head
 
     def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        """(training, validation) batches of (features, one-hot labels); training reshuffled every epoch."""
+        """(training, validation) batches of (features, one-hot labels). The training batches hold the features
+        of the images that the training pipeline's batches would hold, in the same order, epoch after epoch, so
+        the head sees what it would see without the cache (see :func:`~imgcls.data.pipeline.training_file_order`).
+        """
         if self._datasets is None:
             started = time.monotonic()
             if self.augmented:
@@ -83,11 +87,16 @@ class FeatureCache:
             train_features, train_labels = self._features(extractor, self.train, "train_in_file_order")
             val_features, val_labels = self._features(extractor, self.val, "val")
             batch = self.pipeline["batch_size"]
-            train_ds = (
-                tf.data.Dataset.from_tensor_slices((train_features, train_labels))
-                .shuffle(len(train_features), seed=self.seed, reshuffle_each_iteration=True)
-                .batch(batch)
-                .prefetch(tf.data.AUTOTUNE)
+            order = training_file_order(
+                len(train_features),
+                batch_size=batch,
+                cache=self.pipeline["cache"],
+                shuffle_buffer=self.shuffle_buffer,
+                seed=self.seed,
+            )
+            features, labels = tf.constant(train_features), tf.constant(train_labels)
+            train_ds = order.map(lambda index: (tf.gather(features, index), tf.gather(labels, index))).prefetch(
+                tf.data.AUTOTUNE
             )
             val_ds = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(batch)
             self._datasets = (shard_by_data(train_ds), shard_by_data(val_ds))
@@ -101,7 +110,7 @@ class FeatureCache:
         return self._datasets
 
     def _features(self, extractor: keras.Model, subset: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-        images = make_dataset(subset, training=False, name=name, **self.pipeline)
+        images = make_dataset(subset, training=False, name=name, **self.pipeline)  # in file order
         features = extractor.predict(shard_by_data(images.map(lambda x, _: x)), verbose=0)
         labels = np.eye(self.pipeline["num_classes"], dtype=np.float32)[np.asarray(subset.labels)]
         return np.asarray(features, dtype=np.float32), labels
