@@ -23,6 +23,8 @@ from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multiplie
 
 log = logging.getLogger(__name__)
 
+HEAD_STEPS_PER_EXECUTION = 16  # training steps per call when only the head trains, on cached features
+
 
 class TrainingDivergedError(ImgclsError):
     """The loss became NaN or infinite."""
@@ -131,11 +133,15 @@ def fit_phase(
     initial_epoch: int,
     strategy: tf.distribute.Strategy,
     trained_blocks: Sequence[Block] = (),
+    steps_per_execution: int = 1,
+    jit_compile: bool | str | None = None,
 ) -> int:
     """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch``; return the end epoch.
 
     The weights of ``trained_blocks`` train at ``plan.backbone_lr_mult`` times the rate, and ``plan.layer_decay``
-    times less for each block below the last.
+    times less for each block below the last. ``steps_per_execution`` runs that many steps per call into
+    TensorFlow: for a head on cached features, whose steps take microseconds, Python's per-step work would
+    otherwise dominate.
     """
     steps_per_epoch = int(train_ds.cardinality())
     learning_rate, schedule_callbacks = settings.schedule_factory(plan.lr, steps_per_epoch, plan.epochs)
@@ -146,7 +152,8 @@ def fit_phase(
             optimizer=optimizer_factory(learning_rate=learning_rate),
             loss=settings.loss,
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            jit_compile=settings.jit_compile,
+            jit_compile=settings.jit_compile if jit_compile is None else jit_compile,
+            steps_per_execution=steps_per_execution,
         )
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
     log.info(
@@ -237,6 +244,9 @@ def train_phases(
                 train_ds=features_train,
                 val_ds=features_val,
                 strategy=strategy,
+                steps_per_execution=HEAD_STEPS_PER_EXECUTION,
+                # XLA's compile takes seconds and speeds up nothing as small as a head
+                jit_compile=False if settings.jit_compile == "auto" else settings.jit_compile,
             )
         else:
             fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy, trained_blocks=trained)
