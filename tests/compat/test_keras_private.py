@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from imgcls.compat.keras_private import restored_epoch, set_restored_epoch, variable_index
+from imgcls.compat.keras_private import all_sublayers, restored_epoch, set_restored_epoch, sublayers, variable_index
 from imgcls.compat.versions import UntestedVersionError
 
 
@@ -63,3 +63,24 @@ def test_an_untested_keras_stops_on_first_use(monkeypatch, use):
         r"Install the tested versions with: pip install -c constraints\.txt -e \.",
     ):
         use(model)
+
+
+def test_sublayers_are_a_layers_direct_children_in_the_order_it_made_them():
+    assert str(inspect.signature(keras.layers.Layer._flatten_layers)) == "(self, include_self=True, recursive=True)"
+
+    class Pair(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.second = keras.layers.Dense(2, name="second")
+            self.first = keras.layers.Dense(2, name="first")
+            self.inner = keras.Sequential([keras.layers.Dense(2, name="deep")], name="inner")
+
+        def call(self, x):
+            return self.inner(self.first(self.second(x)))
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Pair(name="pair")(inputs))
+    assert [layer.name for layer in sublayers(model)] == [model.layers[0].name, "pair"]
+    assert [layer.name for layer in sublayers(model.get_layer("pair"))] == ["second", "first", "inner"]
+    found = [layer.name for layer in all_sublayers(model)]
+    assert found[1:5] == ["pair", "second", "first", "inner"] and found[-1] == "deep", "depth first, in order"

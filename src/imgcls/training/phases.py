@@ -23,7 +23,7 @@ from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multiplie
 
 log = logging.getLogger(__name__)
 
-HEAD_STEPS_PER_EXECUTION = 16  # training steps per call when only the head trains, on cached features
+HEAD_STEPS_PER_EXECUTION = 64  # training steps per call when only the head trains, on cached features
 
 
 class TrainingDivergedError(ImgclsError):
