@@ -79,7 +79,7 @@ def build_model(backbone_name: str, image_size: int, class_names):
         dropout=0.3,
         l2=1e-4,
     )
-    set_trainable_backbone(backbone, 30)  # phase 2: the heavier of the two phases
+    set_trainable_backbone(backbone, 30)  # the last 30 layers (blocks=None: a layer a block), as measured before
     return model
 
 

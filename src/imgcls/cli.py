@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.environment import ENVIRONMENT_FILE, write_environment
-from imgcls.errors import ImgclsError
+from imgcls.errors import DiskFullError, ImgclsError
 from imgcls.sweeps.interrupts import interruptible
 
 log = logging.getLogger(__name__)
@@ -54,4 +55,11 @@ def run_job(cfg: DictConfig, work: Callable[[], Result], *, exit_on_error: bool 
         if not exit_on_error or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         log.error("%s", error)
+        if isinstance(error, DiskFullError):
+            # A file that a native library (HDF5) could not write stays open in it, and flushing it again as
+            # Python shuts down can crash the process after the message. Everything kept is on disk already.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         sys.exit(2)
