@@ -10,12 +10,13 @@ import keras_hub
 import pytest
 import yaml
 
+from imgcls.config_schema import CHOICES
 from imgcls.targets import trusted_callable
 
 BACKBONE_DIR = Path(__file__).resolve().parents[2] / "conf" / "backbone"
 CONFIG_FILES = sorted(BACKBONE_DIR.glob("*.yaml"))
 SOURCES = ("keras_applications", "keras_hub")
-POOLINGS = ("avg", "cls_token")
+POOLINGS = CHOICES["backbone.pooling"]
 
 
 def _load(path: Path) -> dict:

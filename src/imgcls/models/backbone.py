@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
-from omegaconf import OmegaConf
 
 from imgcls.compat.keras_private import all_sublayers
 from imgcls.errors import ConfigError, WeightsError
 from imgcls.models.blocks import is_batchnorm
-from imgcls.models.hub_backbone import build_hub_backbone, build_hub_converter
+from imgcls.models.hub_backbone import build_hub_backbone, build_hub_converter, plain
 from imgcls.resolvers import means_random_init
 from imgcls.targets import trusted_callable
 
@@ -97,17 +96,13 @@ def _applications_backbone(cfg: Any, image_size: int) -> tuple[keras.Model, str 
             include_top=False,
             weights=None if is_warm_start(weights) else weights,
             input_shape=(image_size, image_size, 3),
-            **_plain(cfg.get("kwargs") or {}),
+            **plain(cfg.get("kwargs") or {}),
         )
     except WeightsError:
         raise
     except Exception as error:  # Keras raises bare Exception/ValueError for download and shape problems
         raise _weights_error(cfg, weights, error) from error
     return backbone, weights if is_warm_start(weights) else None
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def copy_trained_backbone(model_path: str, backbone: keras.Model, name: str) -> None:

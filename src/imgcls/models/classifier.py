@@ -6,8 +6,6 @@ import keras
 
 from imgcls.models.layers import BackbonePreprocessing, ClassProbabilities, ClassToken
 
-POOLINGS = ("avg", "cls_token")
-
 
 def pooling_layer(pooling: str, output_rank: int) -> keras.layers.Layer:
     """``avg``: the mean over a feature map's positions (rank 4) or a sequence's tokens (rank 3);

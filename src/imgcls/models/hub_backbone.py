@@ -67,7 +67,8 @@ def resolve_hub_weights(weights: Any, preset: str) -> HubWeights:
     )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A config node as plain Python (dicts and lists), anything else as it is."""
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
@@ -104,7 +105,7 @@ def build_hub_backbone(cfg: Any, image_size: int) -> tuple[keras.Model, str | No
     constructor = trusted_callable(cfg.constructor, "backbone.constructor")
     image_shape = (image_size, image_size, 3)
     weights = resolve_hub_weights(cfg.weights, cfg.preset)
-    kwargs = _plain(cfg.get("kwargs") or {})
+    kwargs = plain(cfg.get("kwargs") or {})
     if weights.from_preset:
         backbone = _load_preset(constructor.from_preset, weights.location, cfg, "backbone", image_shape=image_shape)
     elif kwargs:
@@ -126,7 +127,7 @@ def build_hub_converter(cfg: Any, image_size: int) -> keras.layers.Layer:
 
     weights = resolve_hub_weights(cfg.weights, cfg.preset)
     size = (image_size, image_size)
-    spec = _plain(cfg.get("converter"))
+    spec = plain(cfg.get("converter"))
     if weights.from_preset or not spec:
         location = weights.location if weights.from_preset else cfg.preset
         return _load_preset(
