@@ -49,7 +49,7 @@ def test_option_composes_and_builds(compose_config, group, option):
     assert callable(get_method(cfg.backbone.constructor))
     optimizer = build(cfg.optimizer)(learning_rate=1e-3)
     assert isinstance(optimizer, keras.optimizers.Optimizer)
-    learning_rate, callbacks = build(cfg.schedule)(1e-3, 10, 2)
+    learning_rate, callbacks = build(cfg.schedule)(1e-3, 20)
     assert float(learning_rate(0) if callable(learning_rate) else learning_rate) >= 0.0
     if option == "multi_worker":  # needs a cluster (TF_CONFIG or strategy.workers); tests/training/test_multi_worker.py
         with pytest.raises(ConfigError, match="TF_CONFIG"):

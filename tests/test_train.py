@@ -183,7 +183,11 @@ def test_runs_in_one_process_name_their_layers_alike(tiny_config, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="imgcls"):
         first = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'a'}"]))
         second = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'b'}"]))
-    phases = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phase2: epochs")]
+    phases = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("phase2: ") and "trainable parameters" in r.getMessage()
+    ]
     assert len(phases) == 2 and phases[0] == phases[1], "both runs train the same layers"
     assert first["val_loss"] == second["val_loss"] and first["test_loss"] == second["test_loss"]
 

@@ -101,16 +101,22 @@ RANGES: dict[str, Range] = {
     "model.l2": Range(0),
     "train.label_smoothing": Range(0, 1),
     "train.early_stopping.patience": Range(0, integer=True),
+    "train.min_epoch_steps": Range(1, integer=True),
+    "train.budget_minutes": Range(0, low_open=True, convert=float),  # or null: no budget
 }
 # each phase the run's recipe runs: train.phases.<name>.<field> (read with int() and float(), see phase_plans)
 PHASE_RANGES: dict[str, Range] = {
     "epochs": Range(0, integer=True, convert=int),
+    "steps": Range(0, integer=True, convert=int),  # or null: the length is in epochs
+    "min_steps": Range(0, integer=True, convert=int),
     "lr": Range(0, low_open=True, convert=float),
     "backbone_lr_mult": Range(0, convert=float),
     "layer_decay": Range(0, 1, low_open=True, convert=float),  # or null: no layer-wise decay
 }
 
-OPTIONAL_PHASE_FIELDS = ("layer_decay",)  # null turns them off
+OPTIONAL_PHASE_FIELDS = ("layer_decay", "steps")  # null turns them off
+OPTIONAL_SETTINGS = ("train.budget_minutes",)
+PHASE_WORDS: dict[str, tuple[str, ...]] = {}  # words a phase's numeric field also takes (lr: auto, once it lands)
 
 # a value of one setting that needs another setting given: (key, value) -> (the other key, what to give it)
 NEEDS: dict[tuple[str, Any], tuple[str, str]] = {
@@ -181,7 +187,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
             problems.append(choice_problem(key, value, allowed))
     for key, rule in RANGES.items():
         value = _select(cfg, key)
-        if value is not _ABSENT:
+        if value is not _ABSENT and not (key in OPTIONAL_SETTINGS and value is None):
             problems.append(_range_problem(key, value, rule))
 
     for (key, value), (needed, what) in NEEDS.items():
@@ -210,8 +216,12 @@ def config_problems(cfg: DictConfig) -> list[str]:
                     )
                     continue
                 for field, rule in PHASE_RANGES.items():
-                    if field in phases[name] and not (field in OPTIONAL_PHASE_FIELDS and phases[name][field] is None):
-                        problems.append(_range_problem(f"train.phases.{name}.{field}", phases[name][field], rule))
+                    if field not in phases[name]:
+                        continue
+                    value = phases[name][field]
+                    if field in OPTIONAL_PHASE_FIELDS and value is None or value in PHASE_WORDS.get(field, ()):
+                        continue
+                    problems.append(_range_problem(f"train.phases.{name}.{field}", value, rule))
     return [problem for problem in problems if problem]
 
 

@@ -37,9 +37,12 @@ from imgcls.training.precision import apply_precision
 from imgcls.training.reproducibility import seed_everything
 from imgcls.training.run_folder import check_run_folder, is_out_of_space, run_fingerprint
 from imgcls.training.session import start_clean_session
+from imgcls.training.time_budget import TimeBudget, process_started
 from imgcls.training.workers import check_same_on_every_worker, shard_by_data, worker_count, worker_output_dir
 
 log = logging.getLogger("imgcls.train")
+# Set by the command line (main) for its first run: that run's time budget counts from the process's start.
+_budget_from_process_start = False
 
 
 def _pruner_config(cfg: DictConfig) -> Any:
@@ -59,6 +62,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and save one model as ``cfg`` says; return the metrics written to metrics.json."""
     check_config(cfg)  # every setting, before anything reads the data (imgcls.config_schema)
     started = time.monotonic()
+    global _budget_from_process_start
+    budget_origin = (process_started() if _budget_from_process_start else None) or started
+    _budget_from_process_start = False
     # A sweep's trials share this process (Hydra's basic launcher): each starts from a clean Keras state, so
     # layer names do not depend on earlier runs, whose graphs are freed. Before seeding, which clearing undoes.
     start_clean_session()
@@ -80,7 +86,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_run_folder(output_dir, cfg, output_dir / "checkpoints" / "state.json")  # before writing into it
         try:
             OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-            return _train(cfg, strategy, output_dir, policy=policy, started=started)
+            return _train(cfg, strategy, output_dir, policy=policy, started=started, budget_origin=budget_origin)
         except Exception as error:
             if not is_out_of_space(error):
                 raise
@@ -90,7 +96,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ) from error
 
 
-def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float) -> dict[str, Any]:
+def _train(
+    cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, started: float, budget_origin: float
+) -> dict[str, Any]:
     """The run itself, writing into ``output_dir`` (the run folder on the chief, see :func:`train`)."""
     data = prepare_data(cfg.data, seed=cfg.seed, output_dir=output_dir)
     check_same_on_every_worker(strategy, _data_fingerprint(output_dir / "manifest.json"), "data")
@@ -170,6 +178,9 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         train_images=len(data.train.paths),
         blocks=cfg.backbone.get("blocks"),
         feature_cache=_feature_cache(cfg, model, data, pipeline, augmented=augmentation.transform is not None),
+        min_epoch_steps=int(cfg.train.min_epoch_steps),
+        budget=_time_budget(cfg, budget_origin, val_ds, test_ds),
+        run_dir=output_dir,
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
     with files_checked_again_on_read_error(
@@ -178,7 +189,16 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         cache_path=cfg.data.integrity_cache,
         max_pixels=cfg.data.max_image_pixels,
     ):
-        epochs = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
+        outcome = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
+    epochs = outcome.epochs
+    log.info(
+        "The model is %s's best epoch (%d, %s %s)%s",
+        outcome.best.phase,
+        outcome.best.epoch or 0,
+        outcome.best.monitor,
+        "unknown" if outcome.best.value is None else f"{outcome.best.value:.4f}",
+        "" if len(epochs) < 2 else f"; phases {', '.join(f'{name} {n} epochs' for name, n in epochs.items())}",
+    )
 
     inference_view(model).save(output_dir / "model.keras")
     settings.checkpoints.remove()
@@ -200,6 +220,20 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
             hparams=OmegaConf.to_container(cfg.hparams, resolve=True),
             epochs_trained=sum(epochs.values()),
             epochs_per_phase=epochs,
+            steps_trained=sum(outcome.lengths[name].steps_per_epoch * n for name, n in epochs.items()),
+            phases={
+                name: {
+                    **outcome.lengths[name].as_record(),
+                    "epochs": n,
+                    "steps": outcome.lengths[name].steps_per_epoch * n,
+                    "best": outcome.best.outcomes[name].best,
+                    "best_epoch": outcome.best.outcomes[name].best_epoch,
+                    "kept": outcome.best.outcomes[name].kept,
+                }
+                for name, n in epochs.items()
+            },
+            best_phase=outcome.best.phase,
+            best_epoch=outcome.best.epoch,
             precision_policy=policy,
             train_seconds=round(time.monotonic() - started, 1),
         ),
@@ -210,7 +244,12 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         with_temperature(model, metrics["temperature"]).save(output_dir / "model_calibrated.keras")
     if cfg.train.tensorboard:
         run_name = os.path.relpath(output_dir, Path(cfg.paths.log_dir).expanduser())
-        write_hparams(output_dir / "tensorboard", metrics["hparams"], metrics, run_name=run_name)
+        decided = {  # what the run decided, beside what it was asked: each phase's length and what set it
+            f"{name}_{key}": phase[key]
+            for name, phase in metrics["phases"].items()
+            for key in ("epochs", "steps", "reason")
+        }
+        write_hparams(output_dir / "tensorboard", {**metrics["hparams"], **decided}, metrics, run_name=run_name)
     log.info(
         "Done in %.0f s: val_accuracy %.4f, test_accuracy %.4f. Run folder: %s",
         metrics["train_seconds"],
@@ -219,6 +258,18 @@ def _train(cfg: DictConfig, strategy: Any, output_dir: Path, *, policy: str, sta
         output_dir,
     )
     return metrics
+
+
+def _time_budget(cfg: DictConfig, started: float, val_ds: Any, test_ds: Any) -> TimeBudget | None:
+    """``train.budget_minutes`` as a deadline from ``started``, with what the run's final evaluation predicts."""
+    if cfg.train.budget_minutes is None:
+        return None
+    return TimeBudget(
+        float(cfg.train.budget_minutes),
+        started,
+        evaluation_batches=int(val_ds.cardinality()) + int(test_ds.cardinality()),
+        evaluation_passes=2 if cfg.eval.tta else 1,
+    )
 
 
 def _feature_cache(cfg: DictConfig, model: keras.Model, data: Any, pipeline: dict, *, augmented: bool):
@@ -250,6 +301,8 @@ def main() -> None:
     except ImgclsError as error:
         print(f"imgcls-train: {error}", file=sys.stderr)
         sys.exit(2)
+    global _budget_from_process_start
+    _budget_from_process_start = True
     hydra_main()
 
 

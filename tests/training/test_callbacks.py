@@ -66,7 +66,7 @@ def history(tmp_path):
         return list(csv.DictReader(f))
 
 
-def halve_every_epoch(base_lr, steps_per_epoch, epochs):
+def halve_every_epoch(base_lr, total_steps):
     # min_delta so large that no epoch counts as an improvement after the first
     return base_lr, [keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=1e9)]
 
@@ -92,7 +92,7 @@ def test_history_records_the_rate_each_epoch_trained_with_and_the_log_has_one_li
 
 def test_a_schedule_is_read_at_the_optimizer_step(tmp_path):
     fit(tmp_path, cosine_with_warmup)
-    schedule, _ = cosine_with_warmup(0.1, 3, 3)
+    schedule, _ = cosine_with_warmup(0.1, 9)
     expected = [float(schedule(3 * epoch)) for epoch in (1, 2, 3)]
     assert [float(row["lr"]) for row in history(tmp_path)] == pytest.approx(expected)
 

@@ -9,9 +9,7 @@ from imgcls.training.schedules import constant, cosine_with_warmup, reduce_on_pl
 
 
 def test_cosine_warms_up_linearly_then_decays_to_the_final_fraction():
-    schedule, callbacks = cosine_with_warmup(
-        1e-3, steps_per_epoch=10, epochs=10, warmup_fraction=0.1, final_lr_fraction=0.01
-    )
+    schedule, callbacks = cosine_with_warmup(1e-3, total_steps=100, warmup_fraction=0.1, final_lr_fraction=0.01)
     assert callbacks == []
     assert float(schedule(0)) == pytest.approx(0.0)
     assert float(schedule(5)) == pytest.approx(0.5e-3)
@@ -21,11 +19,21 @@ def test_cosine_warms_up_linearly_then_decays_to_the_final_fraction():
 
 
 def test_cosine_without_warmup_starts_at_the_base_rate():
-    schedule, _ = cosine_with_warmup(2e-4, steps_per_epoch=5, epochs=2, warmup_fraction=0.0)
+    schedule, _ = cosine_with_warmup(2e-4, total_steps=10, warmup_fraction=0.0)
     assert float(schedule(0)) == pytest.approx(2e-4)
 
 
 def test_constant_and_plateau_start_at_the_base_rate():
-    assert constant(3e-4, 10, 2) == (3e-4, [])
-    lr, callbacks = reduce_on_plateau(3e-4, 10, 2, patience=1)
+    assert constant(3e-4, 20) == (3e-4, [])
+    lr, callbacks = reduce_on_plateau(3e-4, 20, patience=1)
     assert lr == 3e-4 and isinstance(callbacks[0], keras.callbacks.ReduceLROnPlateau)
+
+
+def test_a_retargeted_cosine_ends_at_its_new_length_and_keeps_its_warmup():
+    schedule, _ = cosine_with_warmup(1e-3, total_steps=100, warmup_fraction=0.1)
+    schedule.retarget(400)
+    assert schedule.total_steps == 400
+    assert float(schedule(5)) == pytest.approx(0.5e-3), "the warmup keeps its 10 steps"
+    assert float(schedule(10 + 195)) == pytest.approx(0.5e-3, rel=0.02), "halfway through the new decay"
+    assert float(schedule(400)) == pytest.approx(0.0, abs=1e-9)
+    assert float(schedule(100)) > 0.8e-3, "the old end is no longer the end"

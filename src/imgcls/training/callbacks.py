@@ -6,6 +6,7 @@ import csv
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -79,13 +80,15 @@ class EpochSummary(keras.callbacks.Callback):
 
     The seconds are the whole epoch's, validation included; images per second count the training
     images (``images_per_epoch``, omitted when None) over the training part only. The last epoch
-    is the one ``fit`` plans to reach; epochs count on across phases.
+    is the one ``fit`` plans to reach, or ``last_epoch()`` (a time budget changes it as the phase runs); epochs
+    count on across phases.
     """
 
-    def __init__(self, phase: str, images_per_epoch: int | None = None):
+    def __init__(self, phase: str, images_per_epoch: int | None = None, last_epoch: Callable[[], int] | None = None):
         super().__init__()
         self.phase = phase
         self.images_per_epoch = images_per_epoch
+        self.last_epoch = last_epoch
         self._started = 0.0
         self._validation_started: float | None = None
 
@@ -100,7 +103,8 @@ class EpochSummary(keras.callbacks.Callback):
         now = time.perf_counter()
         training_seconds = (self._validation_started or now) - self._started
         speed = self.images_per_epoch / training_seconds if self.images_per_epoch and training_seconds > 0 else None
-        line = epoch_line(self.phase, epoch + 1, self.params.get("epochs"), logs or {}, now - self._started, speed)
+        last = self.params.get("epochs") if self.last_epoch is None else self.last_epoch()
+        line = epoch_line(self.phase, epoch + 1, last, logs or {}, now - self._started, speed)
         log.info("%s", line)
 
 

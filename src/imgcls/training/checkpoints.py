@@ -135,11 +135,20 @@ class PhaseCheckpoints:
     def is_finished(self, phase: str) -> bool:
         return phase in self.state
 
-    def finish_phase(self, phase: str, model: keras.Model, first_epoch: int, epochs: int) -> None:
-        """Record that ``phase`` is done and keep the weights it ended with."""
+    def finish_phase(
+        self,
+        phase: str,
+        model: keras.Model,
+        first_epoch: int,
+        epochs: int,
+        *,
+        best: float | None = None,
+        best_epoch: int | None = None,
+    ) -> None:
+        """Record that ``phase`` is done, with its best monitored value, and keep the weights it ended with."""
         view = inference_view(model)
         write_atomically(self.directory / f"{phase}.weights.h5", lambda partial: view.save_weights(partial))
-        self.state[phase] = {"first_epoch": first_epoch, "epochs": epochs}
+        self.state[phase] = {"first_epoch": first_epoch, "epochs": epochs, "best": best, "best_epoch": best_epoch}
         self._save_state()
         shutil.rmtree(self.directory / phase, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -15,15 +16,20 @@ import tensorflow as tf
 from imgcls.compat.keras_private import restored_epoch, set_restored_epoch
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.models.blocks import Block
+from imgcls.training.best_of_run import BestOfRun
 from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, LearningRateToLogs, StopOnNaN
 from imgcls.training.checkpoints import PhaseCheckpoints
 from imgcls.training.feature_cache import FeatureCache
 from imgcls.training.freezing import set_trainable_backbone
 from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers
+from imgcls.training.phase_length import PhaseLength, plan_length
+from imgcls.training.time_budget import BudgetCallback, TimeBudget
 
 log = logging.getLogger(__name__)
 
 HEAD_STEPS_PER_EXECUTION = 64  # training steps per call when only the head trains, on cached features
+BUDGET_EPOCHS_CAP = 100_000  # fit()'s last epoch for a phase whose length a time budget fixes as it runs
+AUTO = "auto"  # train.phases.<phase>.lr: the learning-rate finder's suggestion (imgcls.training.lr_finder)
 
 
 class TrainingDivergedError(ImgclsError):
@@ -32,8 +38,11 @@ class TrainingDivergedError(ImgclsError):
 
 @dataclass(frozen=True)
 class PhasePlan:
-    """One phase: epochs, base learning rate, which backbone layers train and at what share of the rate.
+    """One phase: its length, base learning rate, which backbone layers train and at what share of the rate.
 
+    The length is ``epochs`` passes over the training set, or ``steps`` optimizer steps when given, and at
+    least ``min_steps`` (see :mod:`imgcls.training.phase_length`). ``lr`` may be ``"auto"``: the learning-rate
+    finder's suggestion for the phase's own model and data.
     ``unfreeze``: 0 trains no backbone block (only the head), N the last N blocks, -1 all of them;
     ``unfreeze_from`` (a block, or a layer inside one) trains that block and every one above it instead.
     ``layer_decay`` (BEiT's layer-wise decay) lowers the rate by that factor for each block below the top
@@ -42,11 +51,17 @@ class PhasePlan:
 
     name: str
     epochs: int
-    lr: float
+    lr: float | str
     unfreeze: int = 0
     unfreeze_from: str | None = None
     backbone_lr_mult: float = 1.0
     layer_decay: float | None = None
+    steps: int | None = None
+    min_steps: int = 0
+
+    @property
+    def skipped(self) -> bool:
+        return self.steps is None and self.epochs <= 0 or self.steps is not None and self.steps <= 0
 
 
 def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) -> list[PhasePlan]:
@@ -60,11 +75,13 @@ def phase_plans(phases_cfg: Any, names: Sequence[str], lr_scale: float = 1.0) ->
             PhasePlan(
                 name,
                 int(phase.epochs),
-                float(phase.lr) * lr_scale,
+                AUTO if phase.lr == AUTO else float(phase.lr) * lr_scale,
                 unfreeze=int(phase.get("unfreeze", 0)),
                 unfreeze_from=phase.get("unfreeze_from"),
                 backbone_lr_mult=float(phase.get("backbone_lr_mult", 1.0)),
                 layer_decay=None if phase.get("layer_decay") is None else float(phase.layer_decay),
+                steps=None if phase.get("steps") is None else int(phase.steps),
+                min_steps=int(phase.get("min_steps") or 0),
             )
         )
     return plans
@@ -88,6 +105,27 @@ class FitSettings:
     train_images: int | None = None  # images in one training epoch, for the images/s of the epoch log line
     blocks: str | None = None  # backbone.blocks: how the backbone divides into blocks (imgcls.models.blocks)
     feature_cache: FeatureCache | None = None  # set when frozen-backbone phases train the head on cached features
+    min_epoch_steps: int = 1  # train.min_epoch_steps: a Keras epoch is at least this many steps (phase_length)
+    budget: TimeBudget | None = None  # train.budget_minutes (imgcls.training.time_budget)
+    run_dir: Path | None = None  # where lr: auto draws lr_find_<phase>.png
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """How a phase ended: the epoch after its last (counted across phases), and its best monitored value."""
+
+    end: int
+    best: float | None = None
+    best_epoch: int | None = None
+
+
+@dataclass
+class TrainingOutcome:
+    """What :func:`train_phases` did: each phase's epochs and length, and the best phase of the run."""
+
+    epochs: dict[str, int]
+    lengths: dict[str, PhaseLength]
+    best: BestOfRun
 
 
 def keras_verbosity(verbose: str | int) -> int:
@@ -97,17 +135,17 @@ def keras_verbosity(verbose: str | int) -> int:
     return int(verbose)
 
 
-def _phase_callbacks(settings: FitSettings, phase: str, extra: list) -> tuple[list, StopOnNaN]:
+def _phase_callbacks(
+    settings: FitSettings, phase: str, extra: list, length: PhaseLength, first_epoch: int
+) -> tuple[list, StopOnNaN, keras.callbacks.EarlyStopping]:
     nan_guard = StopOnNaN()
-    callbacks = [
-        nan_guard,
-        keras.callbacks.EarlyStopping(
-            monitor=settings.early_stopping_monitor,
-            patience=settings.early_stopping_patience,
-            restore_best_weights=True,
-            verbose=1,
-        ),
-    ]
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=settings.early_stopping_monitor,
+        patience=settings.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=1,
+    )
+    callbacks = [nan_guard, early_stopping]
     if settings.log_dir is not None:  # TensorBoard records the rate itself: it comes before "lr" joins the logs
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.log_dir / "tensorboard")))
     callbacks += [
@@ -119,8 +157,35 @@ def _phase_callbacks(settings: FitSettings, phase: str, extra: list) -> tuple[li
         callbacks.append(settings.checkpoints.backup(phase))
     if settings.log_dir is not None:
         callbacks.append(AppendingCSVLogger(settings.log_dir / "history.csv"))
-    callbacks.append(EpochSummary(phase, settings.train_images))
-    return callbacks, nan_guard
+    images = settings.train_images * length.passes_per_epoch if settings.train_images else None
+    callbacks.append(EpochSummary(phase, images, last_epoch=lambda: first_epoch + length.epochs))
+    return callbacks, nan_guard, early_stopping
+
+
+def _learning_rate(model: keras.Model, plan: PhasePlan, settings: FitSettings, optimizer_factory, train_ds) -> float:
+    """``plan.lr``, or with ``lr: auto`` the finder's suggestion on this phase's model and data (plot in the run)."""
+    if plan.lr != AUTO:
+        return float(plan.lr)
+    from imgcls.training.lr_finder import find_learning_rate, plot_lr_find
+
+    result = find_learning_rate(
+        model, train_ds, loss=settings.loss, optimizer_factory=optimizer_factory, jit_compile=settings.jit_compile
+    )
+    if settings.run_dir is not None:
+        plot_lr_find(result, settings.run_dir / f"lr_find_{plan.name}.png")
+        write_json = settings.run_dir / f"lr_find_{plan.name}.json"
+        write_json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    log.info(
+        "%s: lr auto: the learning-rate finder suggests %.3g (%d steps from %.0e to %.0e in %.1f s%s)",
+        plan.name,
+        result.suggestion,
+        len(result.lrs),
+        result.lrs[0],
+        result.lrs[-1],
+        result.seconds,
+        f"; see lr_find_{plan.name}.png" if settings.run_dir is not None else "",
+    )
+    return float(result.suggestion)
 
 
 def fit_phase(
@@ -135,18 +200,27 @@ def fit_phase(
     trained_blocks: Sequence[Block] = (),
     steps_per_execution: int = 1,
     jit_compile: bool | str | None = None,
-) -> int:
-    """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch``; return the end epoch.
+    length: PhaseLength | None = None,
+    budget_slot: tuple[bool, float] | None = None,
+) -> PhaseResult:
+    """Compile ``model`` with a fresh optimizer for ``plan``, fit it from ``initial_epoch`` for ``length`` (by default
+    :func:`phase_length.plan_length` of ``plan``); return where it ended and its best monitored value.
 
     The weights of ``trained_blocks`` train at ``plan.backbone_lr_mult`` times the rate, and ``plan.layer_decay``
     times less for each block below the last. ``steps_per_execution`` runs that many steps per call into
     TensorFlow: for a head on cached features, whose steps take microseconds, Python's per-step work would
-    otherwise dominate.
+    otherwise dominate. ``budget_slot`` (last phase?, this phase's deadline) lets ``settings.budget`` fix the
+    length as the phase runs.
     """
-    steps_per_epoch = int(train_ds.cardinality())
-    learning_rate, schedule_callbacks = settings.schedule_factory(plan.lr, steps_per_epoch, plan.epochs)
+    steps_per_pass = int(train_ds.cardinality())
+    if length is None:
+        length = phase_length_of(plan, steps_per_pass, settings.min_epoch_steps)
+    if length.passes_per_epoch > 1:
+        train_ds = train_ds.repeat(length.passes_per_epoch)
     multipliers = block_lr_multipliers(trained_blocks, plan.backbone_lr_mult, plan.layer_decay)
     optimizer_factory = backbone_lr_optimizer(settings.optimizer_factory, multipliers)
+    base_lr = _learning_rate(model, plan, settings, optimizer_factory, train_ds)
+    learning_rate, schedule_callbacks = settings.schedule_factory(base_lr, length.steps)
     with strategy.scope():
         model.compile(
             optimizer=optimizer_factory(learning_rate=learning_rate),
@@ -156,20 +230,34 @@ def fit_phase(
             steps_per_execution=steps_per_execution,
         )
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
-    log.info(
-        "%s: epochs %d-%d, base lr %g, %d trainable parameters",
-        plan.name,
-        initial_epoch + 1,
-        initial_epoch + plan.epochs,
-        plan.lr,
-        trainable,
+    log.info("%s: %s; base lr %g, %d trainable parameters", plan.name, length.describe(), base_lr, trainable)
+    callbacks, nan_guard, early_stopping = _phase_callbacks(
+        settings, plan.name, schedule_callbacks, length, initial_epoch
     )
-    callbacks, nan_guard = _phase_callbacks(settings, plan.name, schedule_callbacks)
+    last_epoch = initial_epoch + length.epochs
+    if settings.budget is not None and budget_slot is not None:
+        last, phase_end = budget_slot
+        callbacks.insert(
+            2,  # after early stopping, before the logs: the epoch line shows the epochs it decides
+            BudgetCallback(
+                settings.budget,
+                length,
+                phase=plan.name,
+                first_epoch=initial_epoch,
+                last=last,
+                phase_end=phase_end,
+                schedule=learning_rate,
+                val_batches=int(val_ds.cardinality()),
+                on_images=steps_per_execution == 1,
+            ),
+        )
+        if last:
+            last_epoch = initial_epoch + BUDGET_EPOCHS_CAP
     set_restored_epoch(model, None)  # set by BackupAndRestore when it restores; must not leak into the next phase
     history = model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=initial_epoch + plan.epochs,
+        epochs=last_epoch,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=keras_verbosity(settings.verbose),
@@ -179,21 +267,40 @@ def fit_phase(
         kept = f" The last good epoch is kept in {settings.checkpoints.directory}." if settings.checkpoints else ""
         raise TrainingDivergedError(
             f"The loss became NaN or infinite in {plan.name}, {nan_guard.diverged_at}; training stopped. "
-            f"Lower train.phases.{plan.name}.lr (now {plan.lr:g}), add optimizer.clipnorm=1.0, "
+            f"Lower train.phases.{plan.name}.lr (now {base_lr:g}), add optimizer.clipnorm=1.0, "
             "or use precision=float32." + kept
         )
-    return history.epoch[-1] + 1 if history.epoch else (restored_epoch(model) or initial_epoch + plan.epochs)
+    end = history.epoch[-1] + 1 if history.epoch else (restored_epoch(model) or initial_epoch + length.epochs)
+    best = None if early_stopping.best is None else float(early_stopping.best)
+    return PhaseResult(end, best, early_stopping.best_epoch + 1 if best is not None else None)
 
 
-def _run_or_restore(model: keras.Model, plan: PhasePlan, settings: FitSettings, first_epoch: int, **fit_kwargs) -> int:
+def phase_length_of(plan: PhasePlan, steps_per_pass: int, min_epoch_steps: int) -> PhaseLength:
+    """``plan``'s length over a training set of ``steps_per_pass`` batches (see :func:`phase_length.plan_length`)."""
+    return plan_length(
+        plan.name,
+        epochs=plan.epochs,
+        steps=plan.steps,
+        min_steps=plan.min_steps,
+        steps_per_pass=steps_per_pass,
+        min_epoch_steps=min_epoch_steps,
+    )
+
+
+def _run_or_restore(
+    model: keras.Model, plan: PhasePlan, settings: FitSettings, first_epoch: int, **fit_kwargs
+) -> PhaseResult:
     checkpoints = settings.checkpoints
     if checkpoints is not None and checkpoints.is_finished(plan.name):
         checkpoints.restore_phase(plan.name, model)
-        return first_epoch + checkpoints.state[plan.name]["epochs"]
-    end = fit_phase(model, plan, settings, initial_epoch=first_epoch, **fit_kwargs)
+        entry = checkpoints.state[plan.name]
+        return PhaseResult(first_epoch + entry["epochs"], entry.get("best"), entry.get("best_epoch"))
+    result = fit_phase(model, plan, settings, initial_epoch=first_epoch, **fit_kwargs)
     if checkpoints is not None:
-        checkpoints.finish_phase(plan.name, model, first_epoch, end - first_epoch)
-    return end
+        checkpoints.finish_phase(
+            plan.name, model, first_epoch, result.end - first_epoch, best=result.best, best_epoch=result.best_epoch
+        )
+    return result
 
 
 def train_phases(
@@ -205,20 +312,25 @@ def train_phases(
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset,
     strategy: tf.distribute.Strategy,
-) -> dict[str, int]:
+) -> TrainingOutcome:
     """Run ``plans`` in order, each training the backbone layers it unfreezes and the head.
 
-    Each phase ends on its best validation weights (EarlyStopping restores them), so the next one
-    starts from there. Epochs count on across phases for logs, TensorBoard and pruning. With
-    checkpoints, a finished phase is not run again and an interrupted one continues at its last
-    finished epoch. A phase of 0 epochs is skipped. Returns the epochs each phase ran.
+    Each phase ends on its best validation weights (EarlyStopping restores them). A phase whose best is worse
+    than an earlier phase's, by ``settings.early_stopping_monitor``, is logged and its weights are not kept: the
+    next phase, and the run's model, start from the best so far (:class:`BestOfRun`). Epochs count on across
+    phases for logs, TensorBoard and pruning. With checkpoints, a finished phase is not run again and an
+    interrupted one continues at its last finished epoch. A phase of 0 epochs (and no steps) is skipped.
     """
     epochs: dict[str, int] = {}
+    lengths: dict[str, PhaseLength] = {}
+    best = BestOfRun(settings.early_stopping_monitor)
     end = 0
+    active = [plan for plan in plans if not plan.skipped]
     for plan in plans:
-        if plan.epochs <= 0:
-            log.info("%s skipped (train.phases.%s.epochs=%d)", plan.name, plan.name, plan.epochs)
-            continue
+        if plan.skipped:
+            log.info("%s skipped (train.phases.%s.epochs=%d, steps=%s)", plan.name, plan.name, plan.epochs, plan.steps)
+    planned_steps = {}
+    for index, plan in enumerate(active):
         trained = set_trainable_backbone(
             backbone,
             plan.unfreeze,
@@ -233,23 +345,38 @@ def train_phases(
             f" (from {trained[0].name})" if trained else ": the head only",
         )
         first = end
-        if not trained and settings.feature_cache is not None:
+        cached = not trained and settings.feature_cache is not None
+        if cached:
             log.info("%s: the head trains on the backbone's cached features (train.feature_cache)", plan.name)
-            features_train, features_val = settings.feature_cache.datasets()
-            end = _run_or_restore(
-                settings.feature_cache.head(),
-                plan,
-                settings,
-                first,
-                train_ds=features_train,
-                val_ds=features_val,
-                strategy=strategy,
+            phase_train, phase_val = settings.feature_cache.datasets()
+            fit_kwargs = dict(
                 steps_per_execution=HEAD_STEPS_PER_EXECUTION,
                 # XLA's compile takes seconds and speeds up nothing as small as a head
                 jit_compile=False if settings.jit_compile == "auto" else settings.jit_compile,
             )
         else:
-            fit_kwargs = dict(train_ds=train_ds, val_ds=val_ds, strategy=strategy, trained_blocks=trained)
-            end = _run_or_restore(model, plan, settings, first, **fit_kwargs)
+            phase_train, phase_val, fit_kwargs = train_ds, val_ds, dict(trained_blocks=trained)
+        steps_per_pass = int(phase_train.cardinality())
+        lengths[plan.name] = phase_length_of(plan, steps_per_pass, settings.min_epoch_steps)
+        for later in active[index:]:  # planned steps of this and later phases, for the budget's shares
+            planned_steps.setdefault(later.name, phase_length_of(later, steps_per_pass, 1).steps)
+        budget_slot = None
+        if settings.budget is not None:
+            remaining = [planned_steps[later.name] for later in active[index:]]
+            budget_slot = (index == len(active) - 1, settings.budget.phase_end(remaining))
+        result = _run_or_restore(
+            settings.feature_cache.head() if cached else model,
+            plan,
+            settings,
+            first,
+            train_ds=phase_train,
+            val_ds=phase_val,
+            strategy=strategy,
+            length=lengths[plan.name],
+            budget_slot=budget_slot,
+            **fit_kwargs,
+        )
+        end = result.end
         epochs[plan.name] = end - first
-    return epochs
+        best.offer(plan.name, model, result.best, result.best_epoch)
+    return TrainingOutcome(epochs, lengths, best)

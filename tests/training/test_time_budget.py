@@ -1,0 +1,68 @@
+"""train.budget_minutes: the last phase trains as long as the budget allows, earlier ones keep their plan, and the
+cosine schedule ends where training ends."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import keras
+import pytest
+import tensorflow as tf
+
+from imgcls.training.phases import FitSettings, PhasePlan, train_phases
+from imgcls.training.schedules import cosine_with_warmup
+from imgcls.training.time_budget import TimeBudget
+
+IMAGES, BATCH = 12, 4
+
+
+def budget_run(plans, seconds):
+    schedules = []
+
+    def recorded_cosine(base_lr, total_steps):
+        schedules.append(cosine_with_warmup(base_lr, total_steps, warmup_fraction=0.1)[0])
+        return schedules[-1], []
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="relu")], name="backbone")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(backbone(inputs)))
+    x = tf.random.stateless_uniform((IMAGES, 4), seed=(1, 2))
+    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(IMAGES) % 3, 3))).batch(BATCH)
+    started = time.monotonic()
+    budget = TimeBudget(seconds / 60, started, evaluation_batches=3, evaluation_fixed_seconds=0.0)
+    settings = FitSettings(
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.SGD),
+        schedule_factory=recorded_cosine,
+        early_stopping_patience=100_000,
+        jit_compile=False,
+        verbose=0,
+        budget=budget,
+    )
+    outcome = train_phases(
+        model, backbone, plans, settings, train_ds=data, val_ds=data, strategy=tf.distribute.get_strategy()
+    )
+    return model, outcome, schedules, time.monotonic() - started, budget
+
+
+def test_the_last_phase_fills_the_budget_and_its_cosine_spans_what_it_trained():
+    model, outcome, (schedule,), seconds, budget = budget_run([PhasePlan("scratch", 2, 0.1)], seconds=4.0)
+    trained = outcome.epochs["scratch"]
+    assert trained > 2, "two planned epochs take milliseconds: the budget lengthened the phase"
+    assert outcome.lengths["scratch"].epochs == trained
+    assert outcome.lengths["scratch"].reason == "train.budget_minutes=0.0666667"
+    assert seconds <= 4.0 + 1.0, "it ended by the deadline (give or take an epoch)"
+    assert seconds >= 2.0, "it used most of the budget"
+    assert schedule.total_steps == trained * 3 == int(model.optimizer.iterations)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-6), "the cosine reached its end"
+    assert budget.seconds_per_eval_batch is not None, "validation was timed for the final evaluation's estimate"
+
+
+def test_earlier_phases_keep_their_planned_length_within_their_share():
+    plans = [PhasePlan("phase1", 3, 0.1), PhasePlan("scratch", 2, 0.1)]
+    _, outcome, schedules, _, _ = budget_run(plans, seconds=3.0)
+    assert outcome.epochs["phase1"] == 3, "phase 1 fits in its share, so it keeps its plan (never more)"
+    assert outcome.epochs["scratch"] > 2
+    assert schedules[1].total_steps == outcome.epochs["scratch"] * 3
