@@ -116,7 +116,7 @@ PHASE_RANGES: dict[str, Range] = {
 
 OPTIONAL_PHASE_FIELDS = ("layer_decay", "steps")  # null turns them off
 OPTIONAL_SETTINGS = ("train.budget_minutes",)
-PHASE_WORDS: dict[str, tuple[str, ...]] = {}  # words a phase's numeric field also takes (lr: auto, once it lands)
+PHASE_WORDS = {"lr": ("auto",)}  # words a phase's numeric field also takes: lr: auto, the finder's suggestion
 
 # a value of one setting that needs another setting given: (key, value) -> (the other key, what to give it)
 NEEDS: dict[tuple[str, Any], tuple[str, str]] = {

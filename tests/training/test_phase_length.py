@@ -100,3 +100,33 @@ def test_passes_grouped_into_epochs_validate_once_per_epoch():
     assert int(model.optimizer.iterations) == 60, "20 passes of 3 steps"
     assert result.end == 4, "4 Keras epochs of 5 passes, each validated once"
     assert schedule.total_steps == 60
+
+
+def test_lr_auto_trains_at_the_finders_suggestion_and_draws_its_plot(tmp_path):
+    import json
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    x = tf.random.stateless_uniform((IMAGES, 4), seed=(1, 2))
+    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(IMAGES) % 3, 3))).batch(BATCH)
+    settings = FitSettings(
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.SGD),
+        schedule_factory=lambda base_lr, total_steps: (base_lr, []),
+        jit_compile=False,
+        verbose=0,
+        run_dir=tmp_path,
+    )
+    fit_phase(
+        model,
+        PhasePlan("scratch", epochs=2, lr="auto"),
+        settings,
+        train_ds=data,
+        val_ds=data,
+        initial_epoch=0,
+        strategy=tf.distribute.get_strategy(),
+    )
+    found = json.loads((tmp_path / "lr_find_scratch.json").read_text())
+    assert (tmp_path / "lr_find_scratch.png").stat().st_size > 0
+    assert float(model.optimizer.learning_rate) == pytest.approx(found["suggestion"], rel=1e-5)
