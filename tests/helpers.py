@@ -156,3 +156,18 @@ def tiny_classifier(
     _, beta, _, variance = bn.get_weights()
     bn.set_weights([np.sqrt(variance + bn.epsilon) / (features.std(0) + 1e-30), beta, features.mean(0), variance])
     return model
+
+
+def tiny_dense_problem(images: int = 12, batch: int = 4):
+    """A Dense "backbone" under a softmax head, and ``images`` random 4-feature examples of 3 classes in batches
+    of ``batch``: the cheapest model and data that phase mechanics (lengths, budgets, schedules) run on."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="relu")], name="backbone")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(backbone(inputs)))
+    x = tf.random.stateless_uniform((images, 4), seed=(1, 2))
+    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(images) % 3, 3))).batch(batch)
+    return model, backbone, data

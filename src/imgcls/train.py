@@ -190,7 +190,7 @@ def _train(
         max_pixels=cfg.data.max_image_pixels,
     ):
         outcome = train_phases(trainee, backbone, plans, settings, train_ds=train_ds, val_ds=val_ds, strategy=strategy)
-    epochs = outcome.epochs
+    epochs, phases = outcome.epochs, outcome.phase_records()
     log.info(
         "The model is %s's best epoch (%d, %s %s)%s",
         outcome.best.phase,
@@ -220,18 +220,8 @@ def _train(
             hparams=OmegaConf.to_container(cfg.hparams, resolve=True),
             epochs_trained=sum(epochs.values()),
             epochs_per_phase=epochs,
-            steps_trained=sum(outcome.lengths[name].steps_per_epoch * n for name, n in epochs.items()),
-            phases={
-                name: {
-                    **outcome.lengths[name].as_record(),
-                    "epochs": n,
-                    "steps": outcome.lengths[name].steps_per_epoch * n,
-                    "best": outcome.best.outcomes[name].best,
-                    "best_epoch": outcome.best.outcomes[name].best_epoch,
-                    "kept": outcome.best.outcomes[name].kept,
-                }
-                for name, n in epochs.items()
-            },
+            steps_trained=sum(phase["steps"] for phase in phases.values()),
+            phases=phases,
             best_phase=outcome.best.phase,
             best_epoch=outcome.best.epoch,
             precision_policy=policy,

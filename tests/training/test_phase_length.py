@@ -4,11 +4,13 @@ schedule spanning the length actually trained."""
 from __future__ import annotations
 
 import functools
+import json
 
 import keras
 import pytest
 import tensorflow as tf
 
+from helpers import tiny_dense_problem
 from imgcls.training.phase_length import plan_length
 from imgcls.training.phases import FitSettings, PhasePlan, fit_phase
 from imgcls.training.schedules import cosine_with_warmup
@@ -56,22 +58,15 @@ def test_a_keras_epoch_holds_several_passes_over_a_small_training_set():
     assert length(epochs=5, steps_per_pass=844, min_epoch_steps=50).passes_per_epoch == 1
 
 
-IMAGES, BATCH = 12, 4  # 3 steps a pass
-
-
-def tiny_fit(plan, *, min_epoch_steps=1):
-    """Fit a one-layer model for ``plan``; return it, the phase's result and the cosine schedule it trained with."""
+def tiny_fit(plan, *, min_epoch_steps=1, run_dir=None):
+    """Fit the tiny dense model for ``plan``; return it, the phase's result and the cosine schedule it trained with."""
     schedules = []
 
     def recorded_cosine(base_lr, total_steps):
         schedules.append(cosine_with_warmup(base_lr, total_steps, warmup_fraction=0.0)[0])
         return schedules[-1], []
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
-    x = tf.random.stateless_uniform((IMAGES, 4), seed=(1, 2))
-    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(IMAGES) % 3, 3))).batch(BATCH)
+    model, _, data = tiny_dense_problem()  # 3 steps a pass
     settings = FitSettings(
         loss=keras.losses.CategoricalCrossentropy(),
         optimizer_factory=functools.partial(keras.optimizers.SGD),
@@ -80,6 +75,7 @@ def tiny_fit(plan, *, min_epoch_steps=1):
         jit_compile=False,
         verbose=0,
         min_epoch_steps=min_epoch_steps,
+        run_dir=run_dir,
     )
     result = fit_phase(
         model, plan, settings, train_ds=data, val_ds=data, initial_epoch=0, strategy=tf.distribute.get_strategy()
@@ -103,30 +99,7 @@ def test_passes_grouped_into_epochs_validate_once_per_epoch():
 
 
 def test_lr_auto_trains_at_the_finders_suggestion_and_draws_its_plot(tmp_path):
-    import json
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
-    x = tf.random.stateless_uniform((IMAGES, 4), seed=(1, 2))
-    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(IMAGES) % 3, 3))).batch(BATCH)
-    settings = FitSettings(
-        loss=keras.losses.CategoricalCrossentropy(),
-        optimizer_factory=functools.partial(keras.optimizers.SGD),
-        schedule_factory=lambda base_lr, total_steps: (base_lr, []),
-        jit_compile=False,
-        verbose=0,
-        run_dir=tmp_path,
-    )
-    fit_phase(
-        model,
-        PhasePlan("scratch", epochs=2, lr="auto"),
-        settings,
-        train_ds=data,
-        val_ds=data,
-        initial_epoch=0,
-        strategy=tf.distribute.get_strategy(),
-    )
+    _, _, schedule = tiny_fit(PhasePlan("scratch", epochs=2, lr="auto"), run_dir=tmp_path)
     found = json.loads((tmp_path / "lr_find_scratch.json").read_text())
     assert (tmp_path / "lr_find_scratch.png").stat().st_size > 0
-    assert float(model.optimizer.learning_rate) == pytest.approx(found["suggestion"], rel=1e-5)
+    assert schedule.base_lr == pytest.approx(found["suggestion"], rel=1e-5), "the phase trained at the suggestion"

@@ -10,11 +10,10 @@ import keras
 import pytest
 import tensorflow as tf
 
+from helpers import tiny_dense_problem
 from imgcls.training.phases import FitSettings, PhasePlan, train_phases
 from imgcls.training.schedules import cosine_with_warmup
 from imgcls.training.time_budget import TimeBudget
-
-IMAGES, BATCH = 12, 4
 
 
 def budget_run(plans, seconds):
@@ -24,12 +23,7 @@ def budget_run(plans, seconds):
         schedules.append(cosine_with_warmup(base_lr, total_steps, warmup_fraction=0.1)[0])
         return schedules[-1], []
 
-    keras.utils.set_random_seed(0)
-    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="relu")], name="backbone")
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(backbone(inputs)))
-    x = tf.random.stateless_uniform((IMAGES, 4), seed=(1, 2))
-    data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(IMAGES) % 3, 3))).batch(BATCH)
+    model, backbone, data = tiny_dense_problem()  # 3 steps a pass
     started = time.monotonic()
     budget = TimeBudget(seconds / 60, started, evaluation_batches=3, evaluation_fixed_seconds=0.0)
     settings = FitSettings(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from imgcls.errors import ConfigError, ImgclsError
 from imgcls.models.blocks import Block
 from imgcls.training.best_of_run import BestOfRun
 from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, LearningRateToLogs, StopOnNaN
-from imgcls.training.checkpoints import PhaseCheckpoints
+from imgcls.training.checkpoints import PhaseCheckpoints, write_json_atomically
 from imgcls.training.feature_cache import FeatureCache
 from imgcls.training.freezing import set_trainable_backbone
 from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers
@@ -127,6 +126,22 @@ class TrainingOutcome:
     lengths: dict[str, PhaseLength]
     best: BestOfRun
 
+    def phase_records(self) -> dict[str, dict]:
+        """Per phase (metrics.json's ``phases``): the epochs and steps it trained, its length's setting and reason,
+        its best monitored value and epoch, and whether its weights were kept."""
+        records = {}
+        for name, epochs in self.epochs.items():
+            outcome = self.best.outcomes[name]
+            records[name] = {
+                **self.lengths[name].as_record(),
+                "epochs": epochs,
+                "steps": self.lengths[name].steps_per_epoch * epochs,
+                "best": outcome.best,
+                "best_epoch": outcome.best_epoch,
+                "kept": outcome.kept,
+            }
+        return records
+
 
 def keras_verbosity(verbose: str | int) -> int:
     """``auto``: Keras's live progress bar on a terminal, one line per epoch in logs and pipes."""
@@ -173,8 +188,7 @@ def _learning_rate(model: keras.Model, plan: PhasePlan, settings: FitSettings, o
     )
     if settings.run_dir is not None:
         plot_lr_find(result, settings.run_dir / f"lr_find_{plan.name}.png")
-        write_json = settings.run_dir / f"lr_find_{plan.name}.json"
-        write_json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        write_json_atomically(settings.run_dir / f"lr_find_{plan.name}.json", result.to_json())
     log.info(
         "%s: lr auto: the learning-rate finder suggests %.3g (%d steps from %.0e to %.0e in %.1f s%s)",
         plan.name,
