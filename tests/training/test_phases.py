@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import tiny_classifier
+from helpers import tiny_classifier, tiny_dense_problem
 from imgcls.errors import ConfigError
 from imgcls.models.classifier import find_backbone
 from imgcls.models.compact_resnet import CompactResNet
@@ -206,3 +206,27 @@ def test_pretrained_keeps_batchnorm_frozen_and_trains_the_backbone_only_in_phase
     run_phases(model, backbone, [PhasePlan("phase2", 1, 1e-2, unfreeze=-1)], freeze_batchnorm=True)
     moved = changed(before, backbone)
     assert moved and not moved & bn, "phase 2 trains convolutions, never BatchNormalization"
+
+
+def test_a_phase_traces_its_training_step_once():
+    """Adam's slots are built before fit: created inside the first trace, they make TensorFlow trace the step twice."""
+    model, _, data = tiny_dense_problem()
+    traces = []
+    train_step = model.train_step
+
+    def counted_train_step(batch):
+        traces.append(batch)
+        return train_step(batch)
+
+    model.train_step = counted_train_step
+    settings = FitSettings(
+        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer_factory=functools.partial(keras.optimizers.Adam),
+        schedule_factory=constant,
+        jit_compile=False,
+        verbose=0,
+    )
+    plan = PhasePlan("scratch", epochs=2, lr=0.01)
+    fit_phase(model, plan, settings, train_ds=data, val_ds=data, initial_epoch=0, strategy=tf.distribute.get_strategy())
+    assert int(model.optimizer.iterations) == 6, "2 epochs of 3 steps"
+    assert len(traces) == 1

@@ -37,3 +37,11 @@ def test_a_retargeted_cosine_ends_at_its_new_length_and_keeps_its_warmup():
     assert float(schedule(10 + 195)) == pytest.approx(0.5e-3, rel=0.02), "halfway through the new decay"
     assert float(schedule(400)) == pytest.approx(0.0, abs=1e-9)
     assert float(schedule(100)) > 0.8e-3, "the old end is no longer the end"
+
+
+def test_a_cosine_cut_short_keeps_its_warmup_to_its_share_of_the_new_length():
+    schedule, _ = cosine_with_warmup(1e-3, total_steps=1000, warmup_fraction=0.05)
+    schedule.retarget(80)
+    assert schedule.warmup_steps == 4, "5% of 80 steps, not the 50 planned for 1,000"
+    assert float(schedule(4)) == pytest.approx(1e-3)
+    assert float(schedule(80)) == pytest.approx(0.0, abs=1e-9)

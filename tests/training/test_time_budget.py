@@ -16,7 +16,7 @@ from imgcls.training.schedules import cosine_with_warmup
 from imgcls.training.time_budget import TimeBudget
 
 
-def budget_run(plans, seconds):
+def budget_run(plans, seconds, min_epoch_steps=1):
     schedules = []
 
     def recorded_cosine(base_lr, total_steps):
@@ -34,6 +34,7 @@ def budget_run(plans, seconds):
         jit_compile=False,
         verbose=0,
         budget=budget,
+        min_epoch_steps=min_epoch_steps,
     )
     outcome = train_phases(
         model, backbone, plans, settings, train_ds=data, val_ds=data, strategy=tf.distribute.get_strategy()
@@ -60,3 +61,17 @@ def test_earlier_phases_keep_their_planned_length_within_their_share():
     assert outcome.epochs["phase1"] == 3, "phase 1 fits in its share, so it keeps its plan (never more)"
     assert outcome.epochs["scratch"] > 2
     assert schedules[1].total_steps == outcome.epochs["scratch"] * 3
+
+
+def test_a_budget_shorter_than_one_epoch_ends_the_phase_inside_it_at_the_end_of_its_cosine():
+    plan = PhasePlan("scratch", 1, 0.1, steps=300_000)  # one epoch of 300,000 steps: minutes
+    model, outcome, (schedule,), seconds, _ = budget_run([plan], seconds=2.0, min_epoch_steps=300_000)
+    length = outcome.lengths["scratch"]
+    assert outcome.epochs["scratch"] == 1
+    assert length.cut_steps is not None and length.steps < length.steps_per_epoch, "stopped inside the epoch"
+    assert schedule.total_steps == length.steps == int(model.optimizer.iterations)
+    assert outcome.phase_records()["scratch"]["steps"] == length.steps, "metrics.json counts the steps trained"
+    assert schedule.warmup_steps == round(0.1 * length.steps), "the warmup shrank with the phase"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-3), "the cosine reached its end"
+    assert seconds <= 2.0 + 1.0
+    assert outcome.best.value is not None, "the cut epoch was validated"

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from imgcls.atomic_files import write_atomically
 from imgcls.compat.keras_private import restored_epoch, set_restored_epoch
+from imgcls.training.optimizers import compile_for_fit
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -160,7 +161,7 @@ def find_learning_rate(
     began = time.perf_counter()
     try:
         set_restored_epoch(model, None)  # a restored backup's epoch would make fit(epochs=1) train nothing
-        model.compile(optimizer=optimizer, loss=loss, steps_per_execution=1, jit_compile=jit_compile)
+        compile_for_fit(model, optimizer=optimizer, loss=loss, steps_per_execution=1, jit_compile=jit_compile)
         model.fit(train_ds.repeat(), epochs=1, steps_per_epoch=num_steps, callbacks=[sweep], verbose=0, shuffle=False)
     finally:
         for variable, value in saved:

@@ -67,3 +67,14 @@ def backbone_lr_optimizer(
         )
     scaled = _scaled_class(factory.func)
     return functools.partial(scaled, *factory.args, **factory.keywords, lr_multipliers=dict(multipliers))
+
+
+def compile_for_fit(model: keras.Model, **compile_kwargs) -> None:
+    """``model.compile(**compile_kwargs)``, then the optimizer's variables built for ``model``'s trainable weights.
+
+    Keras builds them inside the first traced training step when the model has no distribution strategy of its
+    own; variables created there make TensorFlow trace the whole step a second time, seconds on a CPU.
+    """
+    model.compile(**compile_kwargs)
+    with model.distribute_strategy.scope():
+        model.optimizer.build(model.trainable_variables)

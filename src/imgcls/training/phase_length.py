@@ -21,6 +21,7 @@ class PhaseLength:
     steps_per_pass: int
     passes_per_epoch: int
     reason: str
+    cut_steps: int | None = None  # a time budget ended the phase inside its last epoch, after this many steps
 
     @property
     def steps_per_epoch(self) -> int:
@@ -28,7 +29,8 @@ class PhaseLength:
 
     @property
     def steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+        planned = self.epochs * self.steps_per_epoch
+        return planned if self.cut_steps is None else min(planned, self.cut_steps)
 
     @property
     def passes(self) -> int:
@@ -39,7 +41,8 @@ class PhaseLength:
         if self.passes_per_epoch > 1:
             per_epoch += f", {self.passes_per_epoch} passes over the training set"
         epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
-        return f"{epochs} of {per_epoch} = {self.steps} steps ({self.reason})"
+        cut = ", the last one cut short" if self.steps < self.epochs * self.steps_per_epoch else ""
+        return f"{epochs} of {per_epoch}{cut} = {self.steps} steps ({self.reason})"
 
     def as_record(self) -> dict:
         return dict(

@@ -20,7 +20,7 @@ from imgcls.training.callbacks import AppendingCSVLogger, EpochSummary, Learning
 from imgcls.training.checkpoints import PhaseCheckpoints, write_json_atomically
 from imgcls.training.feature_cache import FeatureCache
 from imgcls.training.freezing import set_trainable_backbone
-from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers
+from imgcls.training.optimizers import backbone_lr_optimizer, block_lr_multipliers, compile_for_fit
 from imgcls.training.phase_length import PhaseLength, plan_length
 from imgcls.training.time_budget import BudgetCallback, TimeBudget
 
@@ -135,7 +135,7 @@ class TrainingOutcome:
             records[name] = {
                 **self.lengths[name].as_record(),
                 "epochs": epochs,
-                "steps": self.lengths[name].steps_per_epoch * epochs,
+                "steps": min(self.lengths[name].steps_per_epoch * epochs, self.lengths[name].steps),
                 "best": outcome.best,
                 "best_epoch": outcome.best_epoch,
                 "kept": outcome.kept,
@@ -236,7 +236,8 @@ def fit_phase(
     base_lr = _learning_rate(model, plan, settings, optimizer_factory, train_ds)
     learning_rate, schedule_callbacks = settings.schedule_factory(base_lr, length.steps)
     with strategy.scope():
-        model.compile(
+        compile_for_fit(
+            model,
             optimizer=optimizer_factory(learning_rate=learning_rate),
             loss=settings.loss,
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],

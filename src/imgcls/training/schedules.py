@@ -38,28 +38,34 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, base_lr: float, total_steps: int, warmup_steps: int, final_lr_fraction: float = 0.0):
         self.base_lr = float(base_lr)
-        self.warmup_steps = int(warmup_steps)
         self.final_lr_fraction = float(final_lr_fraction)
+        self._planned_warmup = int(warmup_steps)
+        self._warmup_fraction = int(warmup_steps) / max(1, int(total_steps))
         self._total_steps = tf.Variable(float(max(1, total_steps)), trainable=False, dtype=tf.float32)
+        self._warmup_steps = tf.Variable(float(warmup_steps), trainable=False, dtype=tf.float32)
 
     @property
     def total_steps(self) -> int:
         return int(self._total_steps.numpy())
 
+    @property
+    def warmup_steps(self) -> int:
+        return int(self._warmup_steps.numpy())
+
     def retarget(self, total_steps: int) -> None:
-        """End the decay at ``total_steps`` instead (the warmup keeps its length)."""
-        self._total_steps.assign(float(max(1, total_steps)))
+        """End the decay at ``total_steps`` instead. The warmup keeps its length, or its share of a shorter phase."""
+        total_steps = max(1, int(total_steps))
+        self._total_steps.assign(float(total_steps))
+        self._warmup_steps.assign(float(min(self._planned_warmup, round(self._warmup_fraction * total_steps))))
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
-        warmup = float(self.warmup_steps)
+        warmup = self._warmup_steps
         decay_steps = tf.maximum(1.0, self._total_steps - warmup)
         progress = tf.clip_by_value((step - warmup) / decay_steps, 0.0, 1.0)
         cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
         decayed = self.base_lr * (self.final_lr_fraction + (1.0 - self.final_lr_fraction) * cosine)
-        if not self.warmup_steps:
-            return decayed
-        return tf.where(step < warmup, self.base_lr * step / warmup, decayed)
+        return tf.where(step < warmup, self.base_lr * step / tf.maximum(1.0, warmup), decayed)
 
     def get_config(self):
         return dict(

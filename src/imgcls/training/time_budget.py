@@ -2,9 +2,10 @@
 
 Every phase but the last keeps its planned length unless that does not fit in its share of the time left (shares
 in proportion to the phases' planned steps); the last phase takes whatever time is left, longer or shorter than
-planned. A phase times its epochs (the first one's training steps after the first call, which traces, and its
-validation; then whole epochs) and, at each epoch's end, fixes how many more fit before its deadline, less the
-final evaluation's estimated time, re-aiming a cosine schedule at the new end.
+planned. A phase times its first steps after the first call, which traces, and fixes its length from them; when
+not even its first epoch fits, it ends inside that epoch, at the step the clock allows, and validates there. At
+each epoch's end it fixes again how many more epochs fit before its deadline, less the final evaluation's
+estimated time. Each change re-aims the cosine schedule at the new end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 # Saving model.keras and drawing the evaluation bundle's figures after the last epoch, beyond predicting
 # the validation and test images (timed per batch while the run validates).
 EVALUATION_FIXED_SECONDS = 6.0
+PROBE_STEPS = 5  # timed steps, after the first (which traces), before the first epoch's length is fitted
+VALIDATION_STEP_FRACTION = 0.5  # a validation batch's time in training steps, until a validation pass is timed
 
 
 def process_started() -> float | None:
@@ -104,15 +107,21 @@ class BudgetCallback(keras.callbacks.Callback):
         self.planned_epochs = length.epochs
         self._epoch_seconds: list[float] = []
         self._marks: list[tuple[int, float]] = []
-        self._epoch_started = self._validation_started = 0.0
+        self._epoch, self._epoch_started, self._validation_started = first_epoch, 0.0, 0.0
         self._validation_seconds: float | None = None
         self._validation_marks: list[tuple[int, float]] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_started, self._marks = time.monotonic(), []
+        self._epoch, self._epoch_started, self._marks = epoch, time.monotonic(), []
 
     def on_train_batch_end(self, batch, logs=None):
-        self._marks.append((batch, time.monotonic()))
+        now = time.monotonic()
+        self._marks.append((batch, now))
+        if self.length.cut_steps is not None:
+            if self._steps_done(batch) >= self.length.cut_steps:
+                self.model.stop_training = True
+        elif not self._epoch_seconds and len(self._marks) == PROBE_STEPS + 1:
+            self._fit_from_steps(batch, now)
 
     def on_test_begin(self, logs=None):
         self._validation_started, self._validation_marks = time.monotonic(), []
@@ -129,6 +138,72 @@ class BudgetCallback(keras.callbacks.Callback):
             (first_batch, first_time), (last_batch, last_time) = self._validation_marks[0], self._validation_marks[-1]
             self.budget.observe_validation(last_time - first_time, last_batch - first_batch)
 
+    def _steps_done(self, batch: int) -> int:
+        return (self._epoch - self.first_epoch) * self.length.steps_per_epoch + batch + 1
+
+    def _end(self) -> float:
+        return self.budget.training_end() if self.last else self.phase_end
+
+    def _validation_estimate(self, seconds_per_step: float) -> float:
+        if self._validation_seconds is not None:
+            return self._validation_seconds
+        per_batch = self.budget.seconds_per_eval_batch or seconds_per_step * VALIDATION_STEP_FRACTION
+        return per_batch * self.val_batches
+
+    def _fit_from_steps(self, batch: int, now: float) -> None:
+        """The first epoch's length fitted from its first timed steps: its remaining epochs, or, when even this
+        epoch does not fit, the step inside it where the phase ends (it still validates there)."""
+        first_batch, first_time = self._marks[1]
+        per_step = (now - first_time) / max(1, batch - first_batch)
+        validation = self._validation_estimate(per_step)
+        end = self._end()
+        this_epoch_left = (self.length.steps_per_epoch - batch - 1) * per_step + validation
+        done = self._epoch - self.first_epoch
+        if now + this_epoch_left <= end:
+            per_epoch = per_step * self.length.steps_per_epoch + validation
+            self._fit_epochs(done + 1 + math.floor((end - now - this_epoch_left) / per_epoch), per_epoch, end - now)
+            return
+        steps = done * self.length.steps_per_epoch + batch + 1 + max(0, math.floor((end - now - validation) / per_step))
+        log.info(
+            "%s: %d step(s) instead of %d to finish within train.budget_minutes=%g (%.3f s a step, %.0f s left for "
+            "training, %.0f s kept for the evaluation)",
+            self.phase,
+            steps,
+            self.length.steps,
+            self.budget.minutes,
+            per_step,
+            max(0.0, end - now),
+            self.budget.evaluation_seconds(),
+        )
+        self.length.epochs, self.length.cut_steps = done + 1, steps
+        self._retarget()
+        if self._steps_done(batch) >= steps:
+            self.model.stop_training = True
+
+    def _fit_epochs(self, epochs: int, per_epoch: float, seconds_left: float) -> None:
+        if not self.last:
+            epochs = min(epochs, self.planned_epochs)
+        if epochs == self.length.epochs:
+            return
+        log.info(
+            "%s: %d epoch(s) instead of %d to finish within train.budget_minutes=%g (%.1f s an epoch, %.0f s left "
+            "for training, %.0f s kept for the evaluation)",
+            self.phase,
+            epochs,
+            self.length.epochs,
+            self.budget.minutes,
+            per_epoch,
+            max(0.0, seconds_left),
+            self.budget.evaluation_seconds(),
+        )
+        self.length.epochs = epochs
+        self._retarget()
+
+    def _retarget(self) -> None:
+        self.length.reason = f"train.budget_minutes={self.budget.minutes:g}"
+        if hasattr(self.schedule, "retarget"):
+            self.schedule.retarget(self.length.steps)
+
     def _seconds_per_epoch(self) -> float:
         if len(self._epoch_seconds) > 1:  # whole epochs after the first, which traced
             later = self._epoch_seconds[1:]
@@ -143,26 +218,10 @@ class BudgetCallback(keras.callbacks.Callback):
         now = time.monotonic()
         self._epoch_seconds.append(now - self._epoch_started)
         done = epoch + 1 - self.first_epoch
-        end = self.budget.training_end() if self.last else self.phase_end
-        per_epoch = self._seconds_per_epoch()
-        epochs = done + max(0, math.floor((end - now) / per_epoch))
-        if not self.last:
-            epochs = min(epochs, self.planned_epochs)
-        if epochs != self.length.epochs:
-            log.info(
-                "%s: %d epoch(s) instead of %d to finish within train.budget_minutes=%g (%.1f s an epoch, %.0f s left "
-                "for training, %.0f s kept for the evaluation)",
-                self.phase,
-                epochs,
-                self.length.epochs,
-                self.budget.minutes,
-                per_epoch,
-                max(0.0, end - now),
-                self.budget.evaluation_seconds(),
-            )
-            self.length.epochs = epochs
-            if hasattr(self.schedule, "retarget"):
-                self.schedule.retarget(self.length.steps)
+        if self.length.cut_steps is None:
+            end = self._end()
+            per_epoch = self._seconds_per_epoch()
+            self._fit_epochs(done + max(0, math.floor((end - now) / per_epoch)), per_epoch, end - now)
         self.length.reason = f"train.budget_minutes={self.budget.minutes:g}"
         if done >= self.length.epochs:
             self.model.stop_training = True
