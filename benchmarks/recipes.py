@@ -83,6 +83,7 @@ IMAGE_SIZE = 32
 KERAS_EPOCHS = 10
 LR_GRID = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
 LR_STEPS = 400
+LR_RULE = "minimum"  # train.lr_finder_rule of the lr=auto run
 TARGET_TRANSFER_GAIN = 0.10
 TARGET_LR_FACTOR = 2.0
 TWENTY_MINUTES = 20.0
@@ -288,29 +289,45 @@ def merged(overrides: list[str]) -> list[str]:
     return list(by_key.values())
 
 
-def run_imgcls(tree: Path, run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
-    shutil.rmtree(run_dir, ignore_errors=True)
+SECONDS_FILE = "benchmark_seconds.json"  # a run's wall time as measured here, kept in its folder for --reuse-runs
+
+
+def _finished_run(run_dir: Path, arguments: list[str]) -> dict | None:
+    """The metrics and measured seconds of a finished run in ``run_dir`` started with the same ``arguments``."""
+    try:
+        recorded = (run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        seconds = json.loads((run_dir / SECONDS_FILE).read_text())["seconds"]
+    except (OSError, ValueError, KeyError):
+        return None
+    same = [line.removeprefix("- ") for line in recorded] == [a for a in arguments if not a.startswith("hydra.")]
+    return {**metrics, "seconds": seconds} if same else None
+
+
+def run_imgcls(tree: Path, run_dir: Path, overrides: list[str], env: dict[str, str], reuse: bool = False) -> dict:
+    """``imgcls-train`` in ``run_dir`` with ``overrides``, timed as a fresh process; with ``reuse``, a finished run
+    there with the same overrides is read instead of run again (a benchmark that stopped continues)."""
     overrides = merged(overrides)
-    seconds, result = timed(
-        [
-            sys.executable,
-            "-m",
-            "imgcls.train",
-            f"data.train_dir={tree / 'training_set'}",
-            f"data.test_dir={tree / 'test_set'}",
-            f"hydra.run.dir={run_dir}",
-            "train.verbose=2",
-            *overrides,
-        ],
-        env,
-    )
-    if result.returncode:
-        raise RuntimeError(f"imgcls-train {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    arguments = [
+        f"data.train_dir={tree / 'training_set'}",
+        f"data.test_dir={tree / 'test_set'}",
+        f"hydra.run.dir={run_dir}",
+        "train.verbose=2",
+        *overrides,
+    ]
+    metrics = _finished_run(run_dir, arguments) if reuse else None
+    if metrics is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        seconds, result = timed([sys.executable, "-m", "imgcls.train", *arguments], env)
+        if result.returncode:
+            raise RuntimeError(f"imgcls-train {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
+        (run_dir / SECONDS_FILE).write_text(json.dumps({"seconds": seconds}) + "\n")
+        metrics = {**json.loads((run_dir / "metrics.json").read_text()), "seconds": seconds}
     return {
         "test_accuracy": metrics["test_accuracy"],
         "val_accuracy": metrics["val_accuracy"],
-        "seconds": seconds,
+        "val_loss": metrics["val_loss"],
+        "seconds": metrics["seconds"],
         "train_seconds": metrics.get("train_seconds"),
         "epochs": metrics["epochs_per_phase"],
         "steps": metrics.get("steps_trained"),
@@ -338,6 +355,7 @@ class Bench:
     few_shot: int
     lr_grid: tuple[float, ...]
     lr_steps: int
+    reuse: bool = False
 
     def tree(self, name: str, classes: list[int], train_per_class: int | None) -> Path:
         """The set's tree of ``classes`` under ``name``, written once, with the set's test images a class."""
@@ -353,7 +371,7 @@ class Bench:
     def imgcls(self, tree: Path, run: str, *overrides: str) -> dict:
         """``experiment=small_images`` at 32 px with the set's extras and ``overrides``, in run folder ``run``."""
         base = ["experiment=small_images", f"data.image_size={IMAGE_SIZE}", *self.data_set.extra]
-        return run_imgcls(tree, self.run_dir(run), [*base, *overrides], self.env)
+        return run_imgcls(tree, self.run_dir(run), [*base, *overrides], self.env, self.reuse)
 
 
 def target(bench: Bench, what: str, met: bool, *, difference: str = "", ratio: str = "") -> dict:
@@ -483,16 +501,17 @@ def lr_check(bench: Bench) -> dict:
     for lr in bench.lr_grid:
         grid[lr] = bench.imgcls(full, f"lr_{lr:g}", *fixed, f"train.phases.scratch.lr={lr:g}")
         show(f"lr {lr:g}, {bench.lr_steps} steps (val {grid[lr]['val_accuracy']:.4f})", grid[lr])
-    best = max(grid, key=lambda lr: grid[lr]["val_accuracy"])  # validation chooses, never the test set
-    auto = bench.imgcls(full, "lr_auto", *fixed, "train.phases.scratch.lr=auto")
+    # validation chooses, never the test set; val_loss breaks ties of val_accuracy (a few hundred images tie often)
+    best = max(grid, key=lambda lr: (grid[lr]["val_accuracy"], -grid[lr]["val_loss"]))
+    auto = bench.imgcls(full, "lr_auto", *fixed, "train.phases.scratch.lr=auto", f"train.lr_finder_rule={LR_RULE}")
     suggestion = _suggestion(bench.run_dir("lr_auto"))
     show(f"lr auto ({suggestion:.3g}), {bench.lr_steps} steps", auto)
     ratio = suggestion / best
     within = 1 / TARGET_LR_FACTOR <= ratio <= TARGET_LR_FACTOR
     print(
-        f"  grid's best rate by val_accuracy {best:g} (test accuracy {grid[best]['test_accuracy']:.4f}), finder's "
-        f"suggestion {suggestion:.3g} (test accuracy {auto['test_accuracy']:.4f}): ratio {ratio:.2f} "
-        f"(target within {TARGET_LR_FACTOR:g}x)",
+        f"  grid's best rate by val_accuracy (then val_loss) {best:g} (test accuracy "
+        f"{grid[best]['test_accuracy']:.4f}), finder's suggestion {suggestion:.3g} (test accuracy "
+        f"{auto['test_accuracy']:.4f}): ratio {ratio:.2f} (target within {TARGET_LR_FACTOR:g}x)",
         flush=True,
     )
     return {
@@ -626,6 +645,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--twenty-minute-sets", **sets, help="sets trained with train.budget_minutes=20 (default: fashion60000)"
     )
     parser.add_argument("--lr-steps", type=int, help=f"optimizer steps of each lr check run (default {LR_STEPS})")
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="read a finished run with the same overrides instead of running it again (from a run with the same "
+        "--workdir; a benchmark that stopped continues)",
+    )
     parser.add_argument("--warm-scan", action="store_true", help="let imgcls reuse the integrity scan of earlier runs")
     parser.add_argument(
         "--quick",
@@ -664,6 +689,7 @@ def bench_for(name: str, args: argparse.Namespace) -> Bench:
         few_shot=QUICK_FEW_SHOT_PER_CLASS if args.quick else FEW_SHOT_PER_CLASS,
         lr_grid=QUICK_LR_GRID if args.quick else LR_GRID,
         lr_steps=args.lr_steps,
+        reuse=args.reuse_runs,
     )
 
 

@@ -30,6 +30,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.lr_scaling": ("linear", "none"),
     "train.deterministic": ("auto", True, False),
     "train.jit_compile": ("auto", True, False),
+    # how lr: auto reads a rate off the learning-rate finder's curve (imgcls.training.lr_finder.RULES)
+    "train.lr_finder_rule": ("minimum", "valley"),
     "train.verbose": ("auto", 0, 1, 2),
     "train.tensorboard": (True, False),
     # what every training epoch logs (loss and accuracy, on the training and the validation split)

@@ -181,6 +181,7 @@ def _train(
         min_epoch_steps=int(cfg.train.min_epoch_steps),
         budget=_time_budget(cfg, budget_origin, val_ds, test_ds),
         run_dir=output_dir,
+        lr_finder_rule=cfg.train.lr_finder_rule,
     )
     plans = phase_plans(cfg.train.phases, recipe.phases, lr_scale)
     with files_checked_again_on_read_error(

@@ -183,7 +183,9 @@ def test_the_suggestion_on_a_separable_problem_is_a_rate_that_trains():
     result = find_learning_rate(model, train, loss=CROSSENTROPY, optimizer_factory=factory)
 
     assert 1e-4 < result.suggestion < 1
-    assert result.lrs[result.suggestion_index] == result.suggestion
+    assert result.rule == "minimum"
+    assert result.suggestion == pytest.approx(result.lrs[result.suggestion_index] / 10), "a tenth of the rate"
+    assert result.losses[result.suggestion_index] == min(result.losses[10:-5]), "at the lowest loss it reads"
     assert result.seconds < 30
     model.compile(optimizer=factory(learning_rate=result.suggestion), loss=CROSSENTROPY)
     start = model.evaluate(points, labels, verbose=0)
@@ -195,8 +197,21 @@ U_LRS = np.logspace(-7, 1, 100)
 U_LOSSES = (np.log10(U_LRS) + 2) ** 2 + 1  # lowest at 1e-2
 
 
+def test_the_minimum_rule_suggests_a_tenth_of_the_rate_at_the_lowest_loss():
+    lr, index = suggest_learning_rate(U_LRS, U_LOSSES, "minimum")
+
+    assert index == int(np.argmin(U_LOSSES))
+    assert lr == pytest.approx(U_LRS[index] / 10)
+    assert lr == pytest.approx(1e-3, rel=0.1), "the curve is lowest at 1e-2"
+
+
+def test_an_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="rule must be one of minimum, valley"):
+        suggest_learning_rate(U_LRS, U_LOSSES, "steep")
+
+
 def test_a_u_shaped_curve_gets_a_rate_on_its_way_down():
-    lr, index = suggest_learning_rate(U_LRS, U_LOSSES)
+    lr, index = suggest_learning_rate(U_LRS, U_LOSSES, "valley")
 
     assert U_LRS[0] < lr < 1e-2
     assert lr == U_LRS[index] and U_LOSSES[index - 1] > U_LOSSES[index] > U_LOSSES[index + 1]
@@ -208,7 +223,7 @@ def test_the_valley_rule_counts_as_fastai_does():
     losses = [1, 2, 3, 9, 8, 7, 6, 5, 4, 3, 2, 1.5, 5, 6]
     lrs = np.logspace(-5, 0, len(losses))
 
-    assert suggest_learning_rate(lrs, losses) == (lrs[6], 6)
+    assert suggest_learning_rate(lrs, losses, "valley") == (lrs[6], 6)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +235,7 @@ def test_a_curve_without_a_valley_gets_a_tenth_of_the_rate_at_its_minimum(losses
     lrs = np.logspace(-5, 0, len(losses))
     lowest = int(np.argmin(losses))
 
-    lr, index = suggest_learning_rate(lrs, losses)
+    lr, index = suggest_learning_rate(lrs, losses, "valley")
 
     assert (lr, index) == (pytest.approx(lrs[lowest] / 10), lowest)
 
@@ -228,7 +243,8 @@ def test_a_curve_without_a_valley_gets_a_tenth_of_the_rate_at_its_minimum(losses
 def test_losses_from_the_first_nan_on_are_ignored():
     losses = np.concatenate([U_LOSSES[:70], [np.nan, 1.0, 0.5]])
 
-    assert suggest_learning_rate(U_LRS[:73], losses) == suggest_learning_rate(U_LRS[:70], U_LOSSES[:70])
+    for rule in ("minimum", "valley"):
+        assert suggest_learning_rate(U_LRS[:73], losses, rule) == suggest_learning_rate(U_LRS[:70], U_LOSSES[:70], rule)
     assert suggest_learning_rate([1e-3, 1e-2], [np.nan, np.inf]) == (pytest.approx(1e-4), 0)
     with pytest.raises(ValueError, match="one loss per rate"):
         suggest_learning_rate([1e-3, 1e-2], [1.0])
@@ -267,6 +283,7 @@ def test_the_result_round_trips_through_strict_json():
 
     assert json.loads(text)["losses"][-1] is None
     assert again.suggestion == result.suggestion and again.suggestion_index == result.suggestion_index
+    assert again.rule == result.rule == "minimum"
     np.testing.assert_array_equal(again.lrs, result.lrs)
     np.testing.assert_array_equal(again.losses[:-1], result.losses[:-1])
     np.testing.assert_array_equal(again.raw_losses[:-1], result.raw_losses[:-1])

@@ -1,8 +1,11 @@
 """A learning-rate finder in the manner of fastai's ``Learner.lr_find``: train briefly at exponentially growing
 rates, record the loss of each step, suggest a rate from the curve, then put the weights back.
 
-The rule, the defaults and the smoothing follow fastai's ``fastai/callback/schedule.py`` (``LRFinder``,
-``valley``, ``minimum``, ``lr_find``) and ``fastai/learner.py`` (``AvgSmoothLoss``).
+The rules, the defaults and the smoothing follow fastai's ``fastai/callback/schedule.py`` (``LRFinder``,
+``valley``, ``minimum``, ``lr_find``) and ``fastai/learner.py`` (``AvgSmoothLoss``). The default rule is
+``minimum`` (a tenth of the rate at the lowest loss, Leslie Smith's rule for a one-cycle schedule's peak), not
+fastai's ``valley``: imgcls's phases warm up and decay (cosine), and on the data sets of
+``benchmarks/recipes.py`` ``valley`` suggested 10 to 50 times less than the best rate of a grid.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from matplotlib.figure import Figure  # noqa: E402
 # A valley (decreasing run of losses) shorter than this is no valley: the suggestion falls back to fastai's
 # "minimum" rule.
 VALLEY_POINTS = 3
+MINIMUM, VALLEY = "minimum", "valley"
+RULES = (MINIMUM, VALLEY)  # train.lr_finder_rule
 # fastai's lr_find suggests from the curve without its first tenth of the steps and its last few points.
 SKIP_END = 5
 
@@ -37,9 +42,9 @@ SKIP_END = 5
 class LrFinderResult:
     """One sweep: the rate, smoothed loss and raw (per-batch) loss of each step, and the suggested rate.
 
-    ``suggestion_index`` is the step whose loss the suggestion was read from; the suggestion is that step's rate,
-    or a tenth of it when the curve has no valley (see :func:`suggest_learning_rate`). ``stopped_early`` says
-    that the loss diverged before the last step.
+    ``suggestion_index`` is the step whose loss the suggestion was read from by ``rule``: the suggestion is a tenth
+    of that step's rate (``minimum``, and ``valley`` on a curve without a valley) or that rate (``valley``; see
+    :func:`suggest_learning_rate`). ``stopped_early`` says that the loss diverged before the last step.
     """
 
     lrs: tuple[float, ...]
@@ -49,6 +54,7 @@ class LrFinderResult:
     suggestion_index: int
     stopped_early: bool
     seconds: float
+    rule: str = MINIMUM
 
     def to_json(self) -> dict:
         """The result as JSON-ready data (``lr_find.json``); a loss that is NaN or infinite is written as null."""
@@ -58,6 +64,7 @@ class LrFinderResult:
             "raw_losses": [_finite_or_none(value) for value in self.raw_losses],
             "suggestion": self.suggestion,
             "suggestion_index": self.suggestion_index,
+            "rule": self.rule,
             "stopped_early": self.stopped_early,
             "seconds": self.seconds,
         }
@@ -75,6 +82,7 @@ class LrFinderResult:
             raw_losses=floats(data["raw_losses"]),
             suggestion=float(data["suggestion"]),
             suggestion_index=int(data["suggestion_index"]),
+            rule=str(data.get("rule", VALLEY)),  # written before the rule was recorded: valley was the only one
             stopped_early=bool(data["stopped_early"]),
             seconds=float(data["seconds"]),
         )
@@ -129,6 +137,7 @@ def find_learning_rate(
     diverge_factor: float = 4.0,
     smoothing: float = 0.98,
     jit_compile: bool | str = "auto",
+    rule: str = MINIMUM,
 ) -> LrFinderResult:
     """Train ``model`` for up to ``num_steps`` batches of ``train_ds`` (repeated as needed), step i at
     ``start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))``, and suggest a rate from the losses.
@@ -136,12 +145,14 @@ def find_learning_rate(
     Training runs in Keras's compiled ``fit`` with a fresh ``optimizer_factory(learning_rate=...)``, so the
     model's own ``train_step`` and ``compile`` apply. The smoothed loss is fastai's (an exponential moving
     average with ``beta=smoothing``, bias-corrected); the sweep stops once it passes ``diverge_factor`` times its
-    minimum or is not finite. The suggestion is :func:`suggest_learning_rate` of the smoothed curve without its
-    first tenth of ``num_steps`` and its last 5 points, as fastai's ``lr_find`` does.
+    minimum or is not finite. The suggestion is :func:`suggest_learning_rate` by ``rule`` of the smoothed curve
+    without its first tenth of ``num_steps`` and its last 5 points, as fastai's ``lr_find`` does.
 
     Every variable of the model (weights, BatchNormalization statistics, random-seed states) is put back
     afterwards, also when the sweep raises. The model stays compiled for the sweep: compile it again to train.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)} (got {rule!r})")
     if not 0 < start_lr < end_lr:
         raise ValueError(f"the sweep needs 0 < start_lr < end_lr (got {start_lr} and {end_lr})")
     if num_steps < 2:
@@ -177,7 +188,7 @@ def find_learning_rate(
     start, stop = num_steps // 10, steps - SKIP_END
     if stop - start < VALLEY_POINTS:
         start, stop = 0, steps
-    suggestion, index = suggest_learning_rate(lrs[start:stop], sweep.losses[start:stop])
+    suggestion, index = suggest_learning_rate(lrs[start:stop], sweep.losses[start:stop], rule)
     return LrFinderResult(
         lrs=tuple(lrs),
         losses=tuple(sweep.losses),
@@ -186,22 +197,23 @@ def find_learning_rate(
         suggestion_index=start + index,
         stopped_early=steps < num_steps,
         seconds=seconds,
+        rule=rule,
     )
 
 
-def suggest_learning_rate(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, int]:
-    """A rate from a loss curve, and the index of the point it was read from: fastai's default "valley" rule.
+def suggest_learning_rate(lrs: Sequence[float], losses: Sequence[float], rule: str = MINIMUM) -> tuple[float, int]:
+    """A rate from a loss curve by ``rule``, and the index of the point it was read from.
 
-    As ``valley`` in fastai's ``fastai/callback/schedule.py``: the valley is the longest strictly decreasing
-    subsequence of the losses (the first one to reach that length); counting from ``start``, its end minus its
-    length (for a contiguous valley, the point just before it), the suggestion is the rate at
-    ``start + int(length / 3) + int(length / 3 / 2)``, about half-way down the valley. Losses from the first
-    NaN or infinity on are left out, as fastai's ``lr_find`` does.
-
-    A curve without a valley of :data:`VALLEY_POINTS` points (flat, rising, too short) gets fastai's "minimum"
-    rule instead: a tenth of the rate at the lowest loss (index: the lowest loss's); a curve without one finite
-    loss gets a tenth of its first rate.
+    ``minimum``, fastai's "minimum": a tenth of the rate at the lowest loss. ``valley``, fastai's default: the
+    valley is the longest strictly decreasing subsequence of the losses (the first one to reach that length);
+    counting from ``start``, its end minus its length (for a contiguous valley, the point just before it), the
+    suggestion is the rate at ``start + int(length / 3) + int(length / 3 / 2)``, about half-way down the valley;
+    a curve without a valley of :data:`VALLEY_POINTS` points (flat, rising, too short) gets ``minimum`` instead.
+    Losses from the first NaN or infinity on are left out, as fastai's ``lr_find`` does; a curve without one
+    finite loss gets a tenth of its first rate.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)} (got {rule!r})")
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
     if lrs.ndim != 1 or lrs.shape != losses.shape or not lrs.size:
         raise ValueError(f"one loss per rate, at least one of each (got {lrs.shape} rates, {losses.shape} losses)")
@@ -210,6 +222,9 @@ def suggest_learning_rate(lrs: Sequence[float], losses: Sequence[float]) -> tupl
     if usable == 0:
         return float(lrs[0]) / 10, 0
     curve = losses[:usable]
+    lowest = int(np.argmin(curve))
+    if rule == MINIMUM:
+        return float(lrs[lowest]) / 10, lowest
     longest = np.ones(usable, dtype=int)
     for i in range(1, usable):
         before = longest[:i][curve[:i] > curve[i]]
@@ -218,7 +233,6 @@ def suggest_learning_rate(lrs: Sequence[float], losses: Sequence[float]) -> tupl
     end = int(np.argmax(longest))
     length = int(longest[end])
     if length < VALLEY_POINTS:
-        lowest = int(np.argmin(curve))
         return float(lrs[lowest]) / 10, lowest
     third = length / 3
     index = end - length + int(third) + int(third / 2)

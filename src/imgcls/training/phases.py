@@ -107,6 +107,7 @@ class FitSettings:
     min_epoch_steps: int = 1  # train.min_epoch_steps: a Keras epoch is at least this many steps (phase_length)
     budget: TimeBudget | None = None  # train.budget_minutes (imgcls.training.time_budget)
     run_dir: Path | None = None  # where lr: auto draws lr_find_<phase>.png
+    lr_finder_rule: str = "minimum"  # train.lr_finder_rule: how lr: auto reads a rate off the finder's curve
 
 
 @dataclass(frozen=True)
@@ -184,15 +185,21 @@ def _learning_rate(model: keras.Model, plan: PhasePlan, settings: FitSettings, o
     from imgcls.training.lr_finder import find_learning_rate, plot_lr_find
 
     result = find_learning_rate(
-        model, train_ds, loss=settings.loss, optimizer_factory=optimizer_factory, jit_compile=settings.jit_compile
+        model,
+        train_ds,
+        loss=settings.loss,
+        optimizer_factory=optimizer_factory,
+        jit_compile=settings.jit_compile,
+        rule=settings.lr_finder_rule,
     )
     if settings.run_dir is not None:
         plot_lr_find(result, settings.run_dir / f"lr_find_{plan.name}.png")
         write_json_atomically(settings.run_dir / f"lr_find_{plan.name}.json", result.to_json())
     log.info(
-        "%s: lr auto: the learning-rate finder suggests %.3g (%d steps from %.0e to %.0e in %.1f s%s)",
+        "%s: lr auto: the learning-rate finder suggests %.3g (rule %s; %d steps from %.0e to %.0e in %.1f s%s)",
         plan.name,
         result.suggestion,
+        result.rule,
         len(result.lrs),
         result.lrs[0],
         result.lrs[-1],
