@@ -56,6 +56,11 @@ def test_a_second_signal_stops_wherever_it_lands():
 
 
 def test_outside_a_sweep_signals_keep_their_usual_meaning():
-    with interruptible(), pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-    raise_if_interrupted()  # nothing pending once the sweep is over
+    # Python's own Ctrl-C handler, whatever an earlier test in this worker process left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interruptible(), pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        raise_if_interrupted()  # nothing pending once the sweep is over
+    finally:
+        signal.signal(signal.SIGINT, previous)
