@@ -88,6 +88,11 @@ class LrFinderResult:
         )
 
 
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)} (got {rule!r})")
+
+
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -151,8 +156,7 @@ def find_learning_rate(
     Every variable of the model (weights, BatchNormalization statistics, random-seed states) is put back
     afterwards, also when the sweep raises. The model stays compiled for the sweep: compile it again to train.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)} (got {rule!r})")
+    _check_rule(rule)
     if not 0 < start_lr < end_lr:
         raise ValueError(f"the sweep needs 0 < start_lr < end_lr (got {start_lr} and {end_lr})")
     if num_steps < 2:
@@ -212,8 +216,7 @@ def suggest_learning_rate(lrs: Sequence[float], losses: Sequence[float], rule: s
     Losses from the first NaN or infinity on are left out, as fastai's ``lr_find`` does; a curve without one
     finite loss gets a tenth of its first rate.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)} (got {rule!r})")
+    _check_rule(rule)
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
     if lrs.ndim != 1 or lrs.shape != losses.shape or not lrs.size:
         raise ValueError(f"one loss per rate, at least one of each (got {lrs.shape} rates, {losses.shape} losses)")
