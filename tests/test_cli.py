@@ -76,7 +76,7 @@ def test_multirun_puts_each_job_in_its_own_folder(image_dataset, tmp_path):
 def test_offline_imagenet_ends_with_a_clear_message_not_a_traceback(image_dataset, tmp_path):
     # A proxy on a closed loopback port makes the download fail at once, as offline, without leaving this machine.
     offline = {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "KERAS_HOME": str(tmp_path)}
-    args = [*tiny_overrides(image_dataset, tmp_path), "backbone.weights=imagenet"]
+    args = [*tiny_overrides(image_dataset, tmp_path), "backbone=mobilenetv3small", "backbone.weights=imagenet"]
     result = run_cli(args, cwd=tmp_path, env=offline)
     assert result.returncode == 2
     output = result.stdout + result.stderr

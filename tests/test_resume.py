@@ -145,7 +145,7 @@ def folder_contents(run_dir):
             ("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4"),
             "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001",
         ),
-        (("backbone=compact_resnet_s",), "backbone.name mobilenetv3small -> compact_resnet_s"),
+        (("backbone=compact_resnet_s",), "backbone.name test_resnet -> compact_resnet_s"),
     ],
     ids=["settings", "backbone"],
 )

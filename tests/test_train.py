@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import imgcls  # noqa: F401  (registers the layers load_model needs)
-from helpers import tiny_run_overrides
+from helpers import compose_app, tiny_run_overrides
 from imgcls.errors import DataError
 from imgcls.train import train
 
@@ -29,36 +29,54 @@ def scalar_steps(log_dir, tag):
     return [event.step for event in events.Tensors(tag)]
 
 
-def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
-    cfg = tiny_config(
-        ["train.phases.phase1.epochs=2", "train.phases.phase2.epochs=2", "train.early_stopping.patience=5"]
-    )
-    metrics = train(cfg)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def full_run(image_dataset, tmp_path_factory):
+    """One two-phase run with every optional writer on (augmentation, MixUp, TensorBoard): (folder, metrics)."""
+    run = tmp_path_factory.mktemp("full") / "run"
+    overrides = [
+        "train.phases.phase1.epochs=2",
+        "train.phases.phase2.epochs=2",
+        "train.early_stopping.patience=5",
+        "augmentation=basic",
+        "mixup=mixup",
+        "train.tensorboard=true",
+        f"paths.output_dir={run}",
+    ]
+    return run, train(compose_app("train", tiny_run_overrides(image_dataset, *overrides)))
 
+
+def test_two_phase_run_writes_every_artifact(full_run):
+    run, metrics = full_run
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
-    for key in ("val_accuracy", "test_accuracy", "test_loss", "test_precision", "test_recall"):
-        assert 0.0 <= saved[key] <= (1.0 if key != "test_loss" else 100.0), key
     assert saved["class_names"] == ["cat", "dog", "zebra fish"]
     assert saved["num_test_images"] == 12 and saved["num_val_images"] == 9
     assert saved["epochs_per_phase"] == {"phase1": 2, "phase2": 2}
+
+    with open(run / "test_predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    # the test metrics are those of the predictions written beside them
+    true_probability = np.array([float(row["true_label_probability"]) for row in rows])
+    assert saved["test_loss"] == pytest.approx(float(np.mean(-np.log(true_probability))), rel=1e-4)
+    correct = [row["true_label"] == row["predicted_label"] for row in rows]
+    assert saved["test_accuracy"] == pytest.approx(np.mean(correct))
+    assert 0.0 <= saved["test_precision"] <= 1.0 and 0.0 <= saved["test_recall"] <= 1.0
 
     report = (run / "classification_report.txt").read_text()
     assert all(name in report for name in saved["class_names"]) and "macro avg" in report
     for figure in ("confusion_matrix", "confusion_matrix_normalized", "training_curves", "misclassified"):
         with Image.open(run / f"{figure}.png") as image:
             assert image.format == "PNG" and min(image.size) >= 300, figure
-    with open(run / "test_predictions.csv") as f:
-        assert len(list(csv.DictReader(f))) == 12
-    assert saved["hparams"]["backbone"] == "mobilenetv3small" and saved["hparams"]["image_size"] == 32
+    assert saved["hparams"]["backbone"] == "test_resnet" and saved["hparams"]["image_size"] == 32
     assert saved["hparams"]["mixup"] == "mixup" and saved["hparams"]["mixup_alpha"] == 0.2
+    assert saved["hparams"]["augmentation"] == "basic"
 
     with open(run / "history.csv") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2, 3], "phase 2 continues the epoch count of phase 1"
     assert scalar_steps(run / "tensorboard" / "validation", "epoch_accuracy") == [0, 1, 2, 3]
-    assert (run / "config.yaml").read_text().count("mobilenetv3small") >= 1
+    assert (run / "config.yaml").read_text().count("test_resnet") >= 1
 
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["images"] == {"train": 27, "val": 9, "test": 12}
@@ -69,6 +87,34 @@ def test_two_phase_run_writes_every_artifact(tiny_config, tmp_path):
     probabilities = model.predict(np.full((2, 32, 32, 3), 100.0, "float32"), verbose=0)
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_tensorboard_holds_the_runs_hparams_and_final_metrics(full_run):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run, metrics = full_run
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["backbone"].string_value == "test_resnet"
+    assert start.hparams["image_size"].number_value == 32
+    evaluation = EventAccumulator(str(run / "tensorboard" / "evaluation"), size_guidance={"tensors": 0})
+    evaluation.Reload()
+    (value,) = evaluation.Tensors("val_accuracy")
+    assert float(tf.make_ndarray(value.tensor_proto)) == pytest.approx(metrics["val_accuracy"])
+
+
+def test_without_tensorboard_a_run_still_writes_its_history_and_curves(tiny_config, tmp_path):
+    """debug=tiny turns TensorBoard off: the run's own records do not depend on it."""
+    metrics = train(tiny_config())
+    run = tmp_path / "run"
+    assert not (run / "tensorboard").exists()
+    with open(run / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
+    with Image.open(run / "training_curves.png") as image:
+        assert image.format == "PNG" and min(image.size) >= 300
+    assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
 
 
 def test_a_phase_of_zero_epochs_is_skipped(tiny_config, tmp_path):
@@ -141,9 +187,28 @@ def test_bad_data_fails_before_training(tiny_config, tmp_path):
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
-def test_other_options_run_end_to_end(tiny_config, tmp_path, caplog):
-    cfg = tiny_config(
-        [
+def test_other_options_run_end_to_end_and_each_takes_effect(
+    compose_config, make_image_tree, tmp_path, caplog, monkeypatch
+):
+    import imgcls.train
+
+    data = tmp_path / "data"
+    make_image_tree(data / "training_set", per_class=12, seed=1)
+    make_image_tree(data / "test_set", per_class=4, seed=2)
+    for extra in sorted((data / "training_set" / "cat").iterdir())[4:]:
+        extra.unlink()  # 4 cats, 12 dogs, 12 zebra fish: balanced class weights differ
+    trained = {}
+    train_phases = imgcls.train.train_phases
+
+    def recording(model, *args, **kwargs):
+        trained["model"] = model
+        return train_phases(model, *args, **kwargs)
+
+    monkeypatch.setattr(imgcls.train, "train_phases", recording)
+    cfg = compose_config(
+        tiny_run_overrides(
+            data,
+            f"paths.output_dir={tmp_path / 'run'}",
             "strategy=mirrored",
             "optimizer=adamw",
             "schedule=plateau",
@@ -153,33 +218,29 @@ def test_other_options_run_end_to_end(tiny_config, tmp_path, caplog):
             "data.cache=disk",
             f"data.cache_dir={tmp_path / 'tfdata'}",
             "data.augment_on=device",
-        ]
+        )
     )
     with caplog.at_level(logging.INFO, logger="imgcls"):
         metrics = train(cfg)
+    assert "MirroredStrategy with 1 replica(s)" in caplog.text
+    model = trained["model"]
+    assert type(model.optimizer).__name__ == "AdamW"
+    assert model.loss.get_config()["label_smoothing"] == 0.0
+    weights = model._batch_augmentation.class_weights  # in the training step (data.augment_on=device)
+    assert weights[0] > weights[1] == pytest.approx(weights[2]), "the rare class weighs more"
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert "learning_rate" in next(csv.reader(f)), "ReduceLROnPlateau (schedule=plateau) ran and logged its rate"
     assert "run in the training step (data.augment_on=device)" in caplog.text
     assert metrics["precision_policy"] == "float32"
     assert metrics["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
     assert {p.name.split("-")[0] for p in (tmp_path / "tfdata").glob("*.index")} == {"train", "val", "test"}
 
 
-def test_same_seed_same_result(tiny_config, tmp_path):
-    first = train(tiny_config(["seed=3", f"paths.output_dir={tmp_path / 'a'}"]))
-    second = train(tiny_config(["seed=3", f"paths.output_dir={tmp_path / 'b'}"]))
-    assert first["val_loss"] == second["val_loss"] and first["val_accuracy"] == second["val_accuracy"]
-    assert first["test_loss"] == second["test_loss"]
-
-
-def test_runs_in_one_process_name_their_layers_alike(tiny_config, tmp_path, caplog):
-    """A sweep's trials run in one process. A layer name that Keras made up (MobileNetV3Small's last
-    ReLU, as model.summary() in a fresh process shows it) must name the same layer in every trial."""
-    cfg = [
-        "train.phases.phase1.epochs=0",
-        "train.phases.phase2.unfreeze_from=re_lu_13",
-        "augmentation=none",
-        "mixup=none",
-        "seed=3",
-    ]
+def test_same_seed_same_result_and_same_layer_names_in_one_process(tiny_config, tmp_path, caplog):
+    """A sweep's trials run in one process. Two runs of one seed there give the same result, and a layer name
+    that Keras made up (MobileNetV3-Small's last ReLU, as model.summary() in a fresh process shows it) names
+    the same layer in both."""
+    cfg = ["backbone=mobilenetv3small", "backbone.weights=null", "train.phases.phase2.unfreeze_from=re_lu_13", "seed=3"]
     with caplog.at_level(logging.INFO, logger="imgcls"):
         first = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'a'}"]))
         second = train(tiny_config([*cfg, f"paths.output_dir={tmp_path / 'b'}"]))
@@ -189,23 +250,9 @@ def test_runs_in_one_process_name_their_layers_alike(tiny_config, tmp_path, capl
         if r.getMessage().startswith("phase2: ") and "trainable parameters" in r.getMessage()
     ]
     assert len(phases) == 2 and phases[0] == phases[1], "both runs train the same layers"
-    assert first["val_loss"] == second["val_loss"] and first["test_loss"] == second["test_loss"]
-
-
-def test_tensorboard_holds_the_runs_hparams_and_final_metrics(tiny_config, tmp_path):
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    metrics = train(tiny_config(["train.phases.phase2.epochs=0"]))
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
-    events.Reload()
-    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    assert start.hparams["backbone"].string_value == "mobilenetv3small"
-    assert start.hparams["image_size"].number_value == 32
-    evaluation = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "evaluation"), size_guidance={"tensors": 0})
-    evaluation.Reload()
-    (value,) = evaluation.Tensors("val_accuracy")
-    assert float(tf.make_ndarray(value.tensor_proto)) == pytest.approx(metrics["val_accuracy"])
+    assert first["epochs_per_phase"] == {"phase1": 1, "phase2": 1}
+    for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert first[key] == second[key], key
 
 
 def test_a_file_deleted_after_the_scan_ends_the_run_with_one_line(

@@ -167,7 +167,7 @@ def _train(
         early_stopping_patience=cfg.train.early_stopping.patience,
         freeze_batchnorm=recipe.freeze_batchnorm,
         jit_compile=cfg.train.jit_compile,
-        log_dir=output_dir if cfg.train.tensorboard else None,
+        tensorboard=bool(cfg.train.tensorboard),
         checkpoints=PhaseCheckpoints(
             output_dir / "checkpoints",
             resume=cfg.resume,
@@ -177,7 +177,9 @@ def _train(
         verbose=cfg.train.verbose,
         train_images=len(data.train.paths),
         blocks=cfg.backbone.get("blocks"),
-        feature_cache=_feature_cache(cfg, model, data, pipeline, augmented=augmentation.transform is not None),
+        feature_cache=_feature_cache(
+            cfg, model, data, pipeline, augmented=augmentation.transform is not None, workers=worker_count(strategy)
+        ),
         min_epoch_steps=int(cfg.train.min_epoch_steps),
         budget=_time_budget(cfg, budget_origin, val_ds, test_ds),
         run_dir=output_dir,
@@ -263,9 +265,9 @@ def _time_budget(cfg: DictConfig, started: float, val_ds: Any, test_ds: Any) -> 
     )
 
 
-def _feature_cache(cfg: DictConfig, model: keras.Model, data: Any, pipeline: dict, *, augmented: bool):
+def _feature_cache(cfg: DictConfig, model: keras.Model, data: Any, pipeline: dict, *, augmented: bool, workers: int):
     """The frozen-backbone phases' feature cache, when ``train.feature_cache`` asks for it (feature_cache.wanted)."""
-    if not wanted(cfg.train.feature_cache, augmented=augmented):
+    if not wanted(cfg.train.feature_cache, augmented=augmented, workers=workers):
         return None
     return FeatureCache(
         model,

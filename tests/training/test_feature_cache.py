@@ -30,6 +30,15 @@ def test_auto_caches_only_when_no_augmentation_applies(setting, augmented, expec
     assert wanted(setting, augmented=augmented) is expected
 
 
+def test_several_workers_train_on_images_and_refuse_an_explicit_cache():
+    """Cached feature batches cannot be split between workers: TensorFlow fails in the first step (seen with
+    strategy=multi_worker on two processes), so auto turns the cache off there and true is refused up front."""
+    assert wanted("auto", augmented=False, workers=2) is False
+    assert wanted(False, augmented=False, workers=2) is False
+    with pytest.raises(ConfigError, match="train.feature_cache=true does not work with 2 workers"):
+        wanted(True, augmented=False, workers=2)
+
+
 def test_an_unknown_setting_is_a_config_error():
     with pytest.raises(ConfigError, match="train.feature_cache=sometimes is not one of auto, true, false"):
         wanted("sometimes", augmented=False)

@@ -155,7 +155,7 @@ def start_workers(image_dataset: Path, tmp_path: Path, extra: tuple[list[str], l
     strategy.workers/index, worker 1 from TF_CONFIG; ``extra`` holds each one's own overrides.
     Returns (process, run folder) per worker."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    common = tiny_run_overrides(image_dataset, "strategy=multi_worker")
+    common = tiny_run_overrides(image_dataset, "strategy=multi_worker", "train.tensorboard=true")
     # Two processes share two cores: one thread each for TensorFlow's op pools avoids oversubscription.
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="1")

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from imgcls.config_schema import check_choice
 from imgcls.data.pipeline import make_dataset, training_file_order
+from imgcls.errors import ConfigError
 from imgcls.training.workers import shard_by_data
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,21 @@ def feature_extractor(classifier: keras.Model) -> keras.Model:
     return keras.Model(classifier.inputs, classifier.get_layer(FEATURES_LAYER).output, name="features")
 
 
-def wanted(setting: Any, *, augmented: bool) -> bool:
+def wanted(setting: Any, *, augmented: bool, workers: int = 1) -> bool:
     """Whether ``train.feature_cache`` asks for the cache in frozen-backbone phases: ``auto`` when training
-    applies no augmentation, mixing or class weights; ``true`` always (they are then left out of those phases)."""
+    applies no augmentation, mixing or class weights and runs on one worker; ``true`` always (they are then left
+    out of those phases), except on several workers, which it cannot serve: their cached batches cannot be split
+    between workers the way image batches are (TensorFlow fails in the first step)."""
     setting = check_choice("train.feature_cache", setting)
+    if workers > 1:
+        if setting is True:
+            raise ConfigError(
+                f"train.feature_cache=true does not work with {workers} workers (strategy=multi_worker): "
+                "use train.feature_cache=auto (off there) or false."
+            )
+        if setting == "auto" and not augmented:
+            log.info("train.feature_cache=auto: off with %d workers; frozen-backbone phases run on images", workers)
+        return False
     if setting == "auto":
         return not augmented
     return bool(setting)

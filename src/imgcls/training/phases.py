@@ -97,7 +97,7 @@ class FitSettings:
     early_stopping_patience: int = 3
     freeze_batchnorm: bool = True
     jit_compile: bool | str = "auto"
-    log_dir: Path | None = None
+    tensorboard: bool = False  # train.tensorboard: TensorBoard logs in run_dir/tensorboard
     checkpoints: PhaseCheckpoints | None = None
     extra_callbacks: tuple[keras.callbacks.Callback, ...] = ()
     verbose: str | int = "auto"
@@ -106,7 +106,7 @@ class FitSettings:
     feature_cache: FeatureCache | None = None  # set when frozen-backbone phases train the head on cached features
     min_epoch_steps: int = 1  # train.min_epoch_steps: a Keras epoch is at least this many steps (phase_length)
     budget: TimeBudget | None = None  # train.budget_minutes (imgcls.training.time_budget)
-    run_dir: Path | None = None  # where lr: auto draws lr_find_<phase>.png
+    run_dir: Path | None = None  # the run folder: history.csv, lr_find_<phase>.png/.json, tensorboard/
     lr_finder_rule: str = "minimum"  # train.lr_finder_rule: how lr: auto reads a rate off the finder's curve
 
 
@@ -162,8 +162,8 @@ def _phase_callbacks(
         verbose=1,
     )
     callbacks = [nan_guard, early_stopping]
-    if settings.log_dir is not None:  # TensorBoard records the rate itself: it comes before "lr" joins the logs
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.log_dir / "tensorboard")))
+    if settings.tensorboard and settings.run_dir is not None:  # before "lr" joins the logs: it records the rate itself
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.run_dir / "tensorboard")))
     callbacks += [
         LearningRateToLogs(),  # before the schedule's callbacks change the rate, and before the logs are written
         *extra,
@@ -171,8 +171,8 @@ def _phase_callbacks(
     ]
     if settings.checkpoints is not None:  # backed up before the CSV row is written: no row twice after a resume
         callbacks.append(settings.checkpoints.backup(phase))
-    if settings.log_dir is not None:
-        callbacks.append(AppendingCSVLogger(settings.log_dir / "history.csv"))
+    if settings.run_dir is not None:
+        callbacks.append(AppendingCSVLogger(settings.run_dir / "history.csv"))
     images = settings.train_images * length.passes_per_epoch if settings.train_images else None
     callbacks.append(EpochSummary(phase, images, last_epoch=lambda: first_epoch + length.epochs))
     return callbacks, nan_guard, early_stopping
