@@ -171,3 +171,36 @@ def tiny_dense_problem(images: int = 12, batch: int = 4):
     x = tf.random.stateless_uniform((images, 4), seed=(1, 2))
     data = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(tf.range(images) % 3, 3))).batch(batch)
     return model, backbone, data
+
+
+def assert_test_metrics_match_predictions(folder: Path, metrics: dict | None = None) -> None:
+    """``metrics.json``'s test accuracy and loss (or ``metrics``') are those of ``test_predictions.csv`` beside it:
+    the share of rows predicted right and the mean of -log(probability of the true class)."""
+    import csv
+    import json
+
+    import numpy as np
+    import pytest
+
+    metrics = metrics or json.loads((folder / "metrics.json").read_text())
+    with open(folder / "test_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == metrics["num_test_images"]
+    correct = [row["true_label"] == row["predicted_label"] for row in rows]
+    assert metrics["test_accuracy"] == pytest.approx(float(np.mean(correct)))
+    true_probability = np.array([float(row["true_label_probability"]) for row in rows])
+    assert metrics["test_loss"] == pytest.approx(float(np.mean(-np.log(np.maximum(true_probability, 1e-7)))), rel=1e-3)
+    for row in rows:
+        assert float(row["true_label_probability"]) <= float(row["confidence"]) + 1e-6
+        assert (row["true_label"] == row["predicted_label"]) == (row["true_label_probability"] == row["confidence"])
+
+
+def assert_png_figure(path: Path, min_side: int = 300) -> None:
+    """``path`` is a PNG image, at least ``min_side`` pixels each way, that is not one flat colour."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= min_side, (path.name, image.format, image.size)
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 1.0, f"{path.name} is blank"

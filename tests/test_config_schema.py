@@ -140,6 +140,7 @@ def test_the_code_that_reads_a_setting_checks_it_against_the_table():
         class_weights([0, 1], 2, "balance")
 
 
+@pytest.mark.slow
 def test_the_cli_ends_a_bad_setting_with_its_message_and_exit_code_2(unreadable_data, tmp_path):
     args = [*_run_overrides(unreadable_data, tmp_path, "data.cache=memroy"), f"hydra.run.dir={tmp_path / 'run'}"]
     args.remove(f"paths.output_dir={tmp_path / 'run'}")

@@ -11,7 +11,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import tiny_classifier
+from helpers import assert_test_metrics_match_predictions, tiny_classifier
 from imgcls.errors import DataError
 from imgcls.evaluate import evaluate
 
@@ -60,7 +60,7 @@ def test_evaluate_writes_the_bundle_and_skips_bad_files(saved_model, image_datas
     with open(out / "test_predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 9 and {r["true_label"] for r in rows} == {"cat", "dog", "zebra fish"}
-    assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in rows)
+    assert_test_metrics_match_predictions(out, metrics)
     report = json.loads((out / "data_report.json").read_text())
     # imgcls-train's shape (imgcls.data.data_report), with the test tree alone
     assert [e["path"].endswith("broken.jpg") for e in report["trees"]["test"]["skipped"]] == [True]
@@ -75,6 +75,7 @@ def test_classes_the_model_does_not_know_are_an_error(saved_model, make_image_tr
         evaluate(config(saved_model, test_dir, tmp_path), tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_model_clearly(tmp_path):
     result = subprocess.run(
         [

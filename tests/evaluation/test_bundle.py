@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import assert_png_figure
 from imgcls.train import train
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_a_run_with_odd_class_names_writes_every_report_verbatim(tiny_config, ma
     )
 
     for figure in ("confusion_matrix", "confusion_matrix_normalized", "misclassified", "training_curves"):
-        assert (run / f"{figure}.png").stat().st_size > 0, figure
+        assert_png_figure(run / f"{figure}.png")
     names = sorted(ODD_NAMES)
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert sorted(metrics["class_names"]) == names

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import tiny_classifier
+from helpers import assert_png_figure, tiny_classifier
 from imgcls.evaluation.bundle import SplitPredictions, write_evaluation
 from imgcls.evaluation.calibration import (
     CONFIDENCE_BINS,
@@ -102,7 +102,7 @@ def test_the_evaluation_bundle_holds_the_calibration(tmp_path):
     for run, split in (("train", val), ("evaluate", None)):
         (tmp_path / run).mkdir()
         write_evaluation(tmp_path / run, class_names=["a", "b", "c"], test=test, val=split)
-        assert (tmp_path / run / "reliability_diagram.png").stat().st_size > 0
+        assert_png_figure(tmp_path / run / "reliability_diagram.png")
     trained = json.loads((tmp_path / "train" / "metrics.json").read_text())
     assert trained["temperature"] == pytest.approx(fit_temperature(val_labels, val_probabilities))
     assert trained["test_ece"] == pytest.approx(expected_calibration_error(labels, probabilities))

@@ -54,6 +54,7 @@ def test_softmax_stays_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_saved_model_loads_and_predicts_with_only_import_imgcls(tmp_path):
     model = tiny_classifier(CLASS_NAMES, "caffe")
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")

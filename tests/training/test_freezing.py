@@ -56,6 +56,7 @@ def bn_statistics(backbone):
     return [w.numpy().copy() for layer in backbone.layers if is_bn(layer) for w in layer.non_trainable_weights]
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_do_not_change_in_phase2():
     model, backbone = classifier()
     set_trainable_backbone(backbone, -1)
@@ -69,6 +70,7 @@ def test_batchnorm_statistics_do_not_change_in_phase2():
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(kernel_before, backbone.trainable_weights))
 
 
+@pytest.mark.slow
 def test_unfrozen_batchnorm_trains_when_asked():
     model, backbone = classifier(freeze_batchnorm=False)
     set_trainable_backbone(backbone, -1, freeze_batchnorm=False)

@@ -10,7 +10,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from helpers import tiny_dense_problem
+from helpers import assert_png_figure, tiny_dense_problem
 from imgcls.training.phase_length import plan_length
 from imgcls.training.phases import FitSettings, PhasePlan, fit_phase
 from imgcls.training.schedules import cosine_with_warmup
@@ -101,5 +101,5 @@ def test_passes_grouped_into_epochs_validate_once_per_epoch():
 def test_lr_auto_trains_at_the_finders_suggestion_and_draws_its_plot(tmp_path):
     _, _, schedule = tiny_fit(PhasePlan("scratch", epochs=2, lr="auto"), run_dir=tmp_path)
     found = json.loads((tmp_path / "lr_find_scratch.json").read_text())
-    assert (tmp_path / "lr_find_scratch.png").stat().st_size > 0
+    assert_png_figure(tmp_path / "lr_find_scratch.png")
     assert schedule.base_lr == pytest.approx(found["suggestion"], rel=1e-5), "the phase trained at the suggestion"

@@ -99,6 +99,7 @@ def test_unfreeze_from_a_layer_name():
         set_trainable_backbone(backbone, 0, from_layer=start + "x")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path):
     model, backbone = classifier()
     set_trainable_backbone(backbone, 0)

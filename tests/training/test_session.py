@@ -8,6 +8,7 @@ from importlib.metadata import version
 
 import keras
 import numpy as np
+import pytest
 from tensorflow.python.framework import ops
 from tensorflow.python.framework.func_graph import FuncGraph
 
@@ -30,6 +31,7 @@ def test_installed_tensorflow_is_the_one_the_session_module_was_written_for():
     )
 
 
+@pytest.mark.slow
 def test_a_clean_session_frees_the_graphs_an_earlier_fit_traced():
     before_graphs = {id(ref()) for ref in live_graphs()}
     before_gradients = custom_gradients()
