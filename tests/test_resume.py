@@ -130,6 +130,18 @@ def interrupted_copy(interrupted_run, tmp_path):
     return tmp_path / "run"
 
 
+def refusal_in_process(image_dataset, run_dir, *extra) -> str:
+    """The ConfigError message of the same run started in this process (train()), which must refuse it."""
+    from helpers import compose_app
+    from imgcls.errors import ConfigError
+    from imgcls.train import train
+
+    overrides = [o for o in interrupted_overrides(image_dataset, run_dir, *extra) if not o.startswith("hydra.")]
+    with pytest.raises(ConfigError) as refused:
+        train(compose_app("train", [*overrides, f"paths.output_dir={run_dir}"]))
+    return str(refused.value)
+
+
 def folder_contents(run_dir):
     return {
         str(p.relative_to(run_dir)): p.stat().st_size
@@ -138,21 +150,10 @@ def folder_contents(run_dir):
     }
 
 
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        (
-            ("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4"),
-            "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001",
-        ),
-        (("backbone=compact_resnet_s",), "backbone.name test_resnet -> compact_resnet_s"),
-    ],
-    ids=["settings", "backbone"],
-)
-def test_resume_with_other_settings_is_refused_before_anything_is_loaded(
-    interrupted_copy, image_dataset, changes, expected
-):
+def test_resume_with_other_settings_is_refused_before_anything_is_loaded(interrupted_copy, image_dataset):
+    """Through the command line (exit code 2, one message), then in-process for another kind of change."""
     before = folder_contents(interrupted_copy)
+    changes = ("data.image_size=48", "model.dropout=0.2", "train.phases.phase2.lr=1e-4")
     result = run_entrypoint(
         "imgcls.train",
         interrupted_overrides(image_dataset, interrupted_copy, "resume=true", *changes),
@@ -160,9 +161,14 @@ def test_resume_with_other_settings_is_refused_before_anything_is_loaded(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
+    expected = "data.image_size 32 -> 48; model.dropout 0.3 -> 0.2; train.phases.phase2.lr 1e-05 -> 0.0001"
     assert expected in output and "hydra.run.dir=<new folder>" in output, output[-3000:]
     assert "Traceback" not in output
     assert folder_contents(interrupted_copy) == before, "the refused run writes nothing into the folder"
+
+    message = refusal_in_process(image_dataset, interrupted_copy, "resume=true", "backbone=compact_resnet_s")
+    assert "backbone.name test_resnet -> compact_resnet_s" in message and "hydra.run.dir=<new folder>" in message
+    assert folder_contents(interrupted_copy) == before
 
 
 def test_a_truncated_backup_falls_back_and_a_finished_folder_is_not_trained_again(interrupted_copy, image_dataset):
@@ -182,11 +188,9 @@ def test_a_truncated_backup_falls_back_and_a_finished_folder_is_not_trained_agai
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_per_phase"] == {"phase1": 3, "phase2": 1}
 
     finished = folder_contents(run_dir)
-    for again, message in ((), "already holds a run"), (("resume=true",), "has finished"):
-        result = run_entrypoint("imgcls.train", interrupted_overrides(image_dataset, run_dir, *again), run_dir.parent)
-        output = result.stdout + result.stderr
-        assert result.returncode == 2, output[-3000:]
-        assert message in output and "hydra.run.dir" in output and str(run_dir) in output
+    for again, expected in ((), "already holds a run"), (("resume=true",), "has finished"):
+        message = refusal_in_process(image_dataset, run_dir, *again)
+        assert expected in message and "hydra.run.dir" in message and str(run_dir) in message
         assert folder_contents(run_dir) == finished, "no second history or TensorBoard log in the folder"
 
 
