@@ -175,16 +175,16 @@ def test_the_scan_never_changes_the_files(zoo):
 
 @pytest.fixture
 def decoded(monkeypatch):
-    """Counts the files the scan decodes."""
-    calls = []
-    real = integrity.decode_rgb
+    """The files the scan decodes (a file that fails is decoded again alone, for its error: counted once)."""
+    paths = []
+    real = integrity._decode_together
 
-    def counting(contents):
-        calls.append(contents)
-        return real(contents)
+    def counting(batch):
+        paths.extend(batch)
+        return real(batch)
 
-    monkeypatch.setattr(integrity, "decode_rgb", counting)
-    return calls
+    monkeypatch.setattr(integrity, "_decode_together", counting)
+    return paths
 
 
 def test_images_over_the_limit_are_refused_from_their_header_without_decoding(zoo, decoded):

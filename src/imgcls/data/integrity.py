@@ -16,9 +16,10 @@ import re
 import sqlite3
 import stat
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import PIL
@@ -35,7 +36,7 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default Image.MAX_IMAGE_PIXELS
 LIMIT_SETTING = "data.max_image_pixels"  # named in "too large" reasons: the setting a user would change
 TF_FORMATS = "JPEG, PNG, GIF, BMP, WebP"
 CHECKER_VERSION = 1  # bump when verdicts change meaning; cached verdicts of other versions are ignored
-_BATCH = 256  # paths looked up, in flight and written to the cache at a time
+_BATCH = 1024  # paths looked up, screened, decoded in one tf.data pass and written to the cache at a time
 _TABLE = "checked_files"  # verdicts with content hashes (version 1 kept verdicts alone in "verdicts")
 
 # Header readers of the formats decode_rgb reads, by leading bytes. They parse the header only and,
@@ -174,34 +175,91 @@ def _checker(max_pixels: int) -> str:
 def _verdicts(
     pool: ThreadPoolExecutor, paths: list[str], cache: _VerdictCache | None, max_pixels: int
 ) -> Iterator[_Verdict]:
-    """Verdicts in completion order, with a bounded number of files in flight (cache use stays in this thread)."""
-    pending: set[Future[_Verdict]] = set()
+    """Verdicts a batch at a time (cache use stays in this thread).
+
+    Threads stat, look up and screen each file and hash its content; the files left to decode are decoded
+    together in one tf.data pass (graph ops in parallel, not one eager call per file). A file that fails
+    there is examined again on its own, for the error that names its problem.
+    """
     for start in range(0, len(paths), _BATCH):
         batch = paths[start : start + _BATCH]
         known = cache.lookup(batch) if cache is not None else {}
-        pending.update(pool.submit(_examine, path, known.get(path), max_pixels) for path in batch)
-        while len(pending) > _BATCH:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in done)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        yield from (future.result() for future in done)
+        screened = list(pool.map(_screen, batch, [known.get(path) for path in batch], repeat(max_pixels)))
+        yield from (item for item in screened if isinstance(item, _Verdict))
+        waiting = [item for item in screened if isinstance(item, _Undecoded)]
+        decoded = _decode_together([item.path for item in waiting])
+        yield from (item.verdict() for item in waiting if item.path in decoded)
+        failed = [item.path for item in waiting if item.path not in decoded]
+        yield from pool.map(_examine, failed, repeat(max_pixels))
 
 
-def _examine(path: str, known: tuple[int, int, str | None, str | None] | None, max_pixels: int) -> _Verdict:
-    """The verdict on one file: from the cache when its size and mtime are unchanged, else checked now."""
-    try:
-        info = os.stat(path)
-    except OSError as error:
-        return _Verdict(path, _missing(path, error), None)
+@dataclass(frozen=True)
+class _Undecoded:
+    """A file that passed every check but decoding, with its stamp and content hash."""
+
+    path: str
+    stamp: tuple[int, int]
+    digest: str
+
+    def verdict(self) -> _Verdict:
+        return _Verdict(self.path, None, self.stamp, digest=self.digest)
+
+
+def _screen(path: str, known: tuple[int, int, str | None, str | None] | None, max_pixels: int) -> _Verdict | _Undecoded:
+    """The cached verdict on one file, or one reached without decoding it, or the file's place in the decode."""
+    info = _stat(path)
+    if isinstance(info, _Verdict):
+        return info
     stamp = (info.st_size, info.st_mtime_ns)
     if known is not None and known[:2] == stamp:
         return _Verdict(path, known[2], stamp, cached=True, digest=known[3])
     try:
+        problem = _problem_before_decoding(path, info, max_pixels)
+        if problem is not None:
+            return _Verdict(path, problem, stamp)
+        with open(path, "rb") as fp:
+            digest = hashlib.file_digest(fp, "sha256").hexdigest()
+    except _Transient as error:
+        return _Verdict(path, str(error), None)
+    except OSError as error:
+        return _Verdict(path, f"unreadable: {error.strerror or error}", None)
+    return _Undecoded(path, stamp, digest)
+
+
+def _decode_together(paths: list[str]) -> set[str]:
+    """Those of ``paths`` that :func:`decode_rgb` decodes, read and decoded in one parallel tf.data pass."""
+    if not paths:
+        return set()
+
+    def decodes(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return path, tf.shape(decode_rgb(tf.io.read_file(path)))  # the shape: so that the decode is not pruned
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(paths)
+        .map(decodes, num_parallel_calls=tf.data.AUTOTUNE)
+        .ignore_errors(log_warning=False)
+    )
+    return {path.decode() for path, _ in dataset.as_numpy_iterator()}
+
+
+def _examine(path: str, max_pixels: int) -> _Verdict:
+    """The verdict on one file, checked now on its own."""
+    info = _stat(path)
+    if isinstance(info, _Verdict):
+        return info
+    try:
         problem, digest = _problem(path, info, max_pixels)
     except _Transient as error:
         return _Verdict(path, str(error), None)
-    return _Verdict(path, problem, stamp, digest=digest)
+    return _Verdict(path, problem, (info.st_size, info.st_mtime_ns), digest=digest)
+
+
+def _stat(path: str) -> os.stat_result | _Verdict:
+    """The file's metadata, or the verdict on a path that has none (missing, a broken link, unreadable)."""
+    try:
+        return os.stat(path)
+    except OSError as error:
+        return _Verdict(path, _missing(path, error), None)
 
 
 def _missing(path: str, error: OSError) -> str:
@@ -215,20 +273,9 @@ def _missing(path: str, error: OSError) -> str:
 
 def _problem(path: str, info: os.stat_result, max_pixels: int) -> tuple[str | None, str | None]:
     """(why the file cannot be used, None) or, when it decodes, (None, SHA-256 of its content)."""
-    if stat.S_ISDIR(info.st_mode):
-        return "a directory, not an image file", None
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (device, FIFO or socket)", None  # reading a FIFO would block
-    if info.st_size == 0:
-        return "empty file (0 bytes)", None
-    try:
-        header = _header_size(path)
-    except OSError as error:
-        raise _Transient(f"unreadable: {error.strerror or error}") from error
-    if header is not None and header[0] > max_pixels:
-        pixels, size = header
-        shape = f"{size[0]}x{size[1]} = {pixels}" if size else str(pixels)
-        return f"too large: {shape} pixels > {LIMIT_SETTING}={max_pixels}", None
+    problem = _problem_before_decoding(path, info, max_pixels)
+    if problem is not None:
+        return problem, None
     try:
         contents = tf.io.read_file(path)
     except tf.errors.OpError as error:
@@ -240,6 +287,25 @@ def _problem(path: str, info: os.stat_result, max_pixels: int) -> tuple[str | No
     except tf.errors.OpError as error:  # out of memory and the like: says nothing about the file
         raise _Transient(f"could not be decoded now ({type(error).__name__}): {_tf_message(error)}") from error
     return None, hashlib.sha256(contents.numpy()).hexdigest()
+
+
+def _problem_before_decoding(path: str, info: os.stat_result, max_pixels: int) -> str | None:
+    """Why the file cannot be used, from its metadata and header alone; None when only decoding can tell."""
+    if stat.S_ISDIR(info.st_mode):
+        return "a directory, not an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (device, FIFO or socket)"  # reading a FIFO would block
+    if info.st_size == 0:
+        return "empty file (0 bytes)"
+    try:
+        header = _header_size(path)
+    except OSError as error:
+        raise _Transient(f"unreadable: {error.strerror or error}") from error
+    if header is not None and header[0] > max_pixels:
+        pixels, size = header
+        shape = f"{size[0]}x{size[1]} = {pixels}" if size else str(pixels)
+        return f"too large: {shape} pixels > {LIMIT_SETTING}={max_pixels}"
+    return None
 
 
 def _header_size(path: str) -> tuple[int, tuple[int, int] | None] | None:
