@@ -238,8 +238,9 @@ def _decode_together(paths: list[str]) -> set[str]:
         tf.data.Dataset.from_tensor_slices(paths)
         .map(decodes, num_parallel_calls=tf.data.AUTOTUNE)
         .ignore_errors(log_warning=False)
+        .batch(256)  # elements handed to Python one by one would cost more than their decoding
     )
-    return {path.decode() for path, _ in dataset.as_numpy_iterator()}
+    return {path.decode() for batch, _ in dataset.as_numpy_iterator() for path in batch}
 
 
 def _examine(path: str, max_pixels: int) -> _Verdict:
