@@ -106,8 +106,68 @@ def test_other_arguments_run_the_apps_main(monkeypatch):
     calls = []
     fake = type("App", (), {"main": staticmethod(lambda: calls.append("main") or 0.5)})
     monkeypatch.setattr(imgcls_launcher.importlib, "import_module", lambda name: calls.append(name) or fake)
-    assert imgcls_launcher.launch("train", ["experiment=demo"]) == 0.5
-    assert calls == ["imgcls.train", "main"]
+    monkeypatch.setattr(imgcls_launcher, "run_and_exit", lambda main: calls.append(main()))
+    imgcls_launcher.launch("train", ["experiment=demo"])
+    assert calls == ["imgcls.train", "main", 0.5]
+
+
+COMMAND = """
+import atexit, logging, sys, threading, time
+from pathlib import Path
+import imgcls_launcher
+
+folder = Path(sys.argv[1])
+logging.basicConfig(filename=folder / "run.log", level=logging.INFO)
+atexit.register(lambda: (folder / "atexit").write_text("ran"))
+
+
+class Teardown:
+    def __del__(self):
+        print("interpreter teardown", flush=True)
+
+
+keep = Teardown()
+
+
+def main():
+    print("the command's output")  # a pipe: block-buffered until flushed
+    logging.info("the command's log")
+    if sys.argv[2] == "thread":
+        threading.Thread(target=lambda: (time.sleep(0.5), (folder / "thread").write_text("done"))).start()
+    if sys.argv[2] in EXITS:
+        raise SystemExit(EXITS[sys.argv[2]])
+    if sys.argv[2] == "error":
+        raise RuntimeError("a bug")
+
+
+EXITS = {"3": 3, "message": "the reason", "none": None}
+
+
+imgcls_launcher.run_and_exit(main)
+"""
+
+
+@pytest.mark.parametrize(
+    "how, status", [("return", 0), ("none", 0), ("3", 3), ("message", 1), ("thread", 0), ("error", 1)]
+)
+def test_a_command_ends_with_its_status_its_output_flushed_and_its_atexit_handlers_run(how, status, tmp_path):
+    script = tmp_path / "command.py"
+    script.write_text(COMMAND)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), how], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == status, result.stderr
+    assert "the command's output" in result.stdout
+    assert "the command's log" in (tmp_path / "run.log").read_text()
+    assert (tmp_path / "atexit").read_text() == "ran"
+    if how == "message":
+        assert "the reason" in result.stderr
+    if how == "error":
+        assert "RuntimeError: a bug" in result.stderr
+    if how == "thread":  # a thread still running: Python waits for it
+        assert (tmp_path / "thread").read_text() == "done"
+    # the interpreter's teardown (seconds after TensorFlow) is skipped when nothing needs it
+    assert ("interpreter teardown" in result.stdout) == (how in ("thread", "error"))
 
 
 def test_conf_dir_is_the_config_package_hydra_reads():

@@ -82,4 +82,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from imgcls_launcher import run_and_exit
+
+    run_and_exit(main)

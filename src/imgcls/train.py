@@ -260,7 +260,8 @@ def _time_budget(cfg: DictConfig, started: float, val_ds: Any, test_ds: Any) -> 
     return TimeBudget(
         float(cfg.train.budget_minutes),
         started,
-        evaluation_batches=int(val_ds.cardinality()) + int(test_ds.cardinality()),
+        val_batches=int(val_ds.cardinality()),
+        test_batches=int(test_ds.cardinality()),
         evaluation_passes=2 if cfg.eval.tta else 1,
     )
 
@@ -300,4 +301,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from imgcls_launcher import run_and_exit
+
+    run_and_exit(main)

@@ -25,7 +25,7 @@ def budget_run(plans, seconds, min_epoch_steps=1):
 
     model, backbone, data = tiny_dense_problem()  # 3 steps a pass
     started = time.monotonic()
-    budget = TimeBudget(seconds / 60, started, evaluation_batches=3, evaluation_fixed_seconds=0.0)
+    budget = TimeBudget(seconds / 60, started, val_batches=3, test_batches=3, evaluation_fixed_seconds=0.0)
     settings = FitSettings(
         loss=keras.losses.CategoricalCrossentropy(),
         optimizer_factory=functools.partial(keras.optimizers.SGD),
@@ -75,3 +75,14 @@ def test_a_budget_shorter_than_one_epoch_ends_the_phase_inside_it_at_the_end_of_
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-3), "the cosine reached its end"
     assert seconds <= 2.0 + 1.0
     assert outcome.best.value is not None, "the cut epoch was validated"
+
+
+def test_the_evaluation_estimate_reads_the_test_files_once_and_the_cache_after():
+    budget = TimeBudget(1.0, 0.0, val_batches=2, test_batches=10, evaluation_passes=2, evaluation_fixed_seconds=3.0)
+    budget.observe_validation(seconds=2.0, batches=4)  # the first pass decodes its files: 0.5 s a batch
+    budget.observe_validation(seconds=0.4, batches=4)  # later ones come from the cache: 0.1 s a batch
+    budget.observe_validation(seconds=0.8, batches=4)  # a slower pass changes neither rate
+    assert (budget.seconds_per_read_batch, budget.seconds_per_eval_batch) == (0.5, 0.1)
+    # fixed 3 s; validation 2 batches x 2 passes from the cache; test 10 batches read once, then once cached
+    assert budget.evaluation_seconds() == pytest.approx(3.0 + 2 * 2 * 0.1 + 10 * (0.5 + 0.1))
+    assert budget.training_end() == pytest.approx(60.0 - budget.evaluation_seconds())

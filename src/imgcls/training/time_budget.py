@@ -44,13 +44,17 @@ def process_started() -> float | None:
 @dataclass
 class TimeBudget:
     """The deadline of a run started at ``started`` (``time.monotonic()``) with ``minutes`` to finish, evaluation
-    included: ``evaluation_batches`` batches predicted ``evaluation_passes`` times (2 with test-time augmentation)."""
+    included: ``val_batches`` and ``test_batches`` predicted ``evaluation_passes`` times (2 with test-time
+    augmentation). The test images are read from their files in the first pass and from the cache after it,
+    so that pass is estimated from the run's first validation pass, which read its images too."""
 
     minutes: float
     started: float
-    evaluation_batches: int
+    val_batches: int
+    test_batches: int
     evaluation_passes: int = 1
-    seconds_per_eval_batch: float | None = None
+    seconds_per_eval_batch: float | None = None  # the fastest validation pass's (from the cache, after the first)
+    seconds_per_read_batch: float | None = None  # the first validation pass's, which read and decoded its files
     evaluation_fixed_seconds: float = EVALUATION_FIXED_SECONDS
 
     @property
@@ -58,17 +62,22 @@ class TimeBudget:
         return self.started + 60.0 * self.minutes
 
     def evaluation_seconds(self) -> float:
-        per_batch = self.seconds_per_eval_batch or 0.0
-        return self.evaluation_fixed_seconds + per_batch * self.evaluation_batches * self.evaluation_passes
+        cached = self.seconds_per_eval_batch or 0.0
+        read = max(self.seconds_per_read_batch or 0.0, cached)
+        val = self.val_batches * cached * self.evaluation_passes
+        test = self.test_batches * (read + cached * (self.evaluation_passes - 1))
+        return self.evaluation_fixed_seconds + val + test
 
     def training_end(self) -> float:
         """When training must end so that the evaluation still fits."""
         return self.deadline - self.evaluation_seconds()
 
     def observe_validation(self, seconds: float, batches: int) -> None:
-        """A validation pass over images took ``seconds`` for ``batches`` batches (the fastest one counts)."""
+        """A validation pass over images took ``seconds`` for ``batches`` batches (the first one read its files)."""
         if batches > 0:
             per_batch = seconds / batches
+            if self.seconds_per_read_batch is None:
+                self.seconds_per_read_batch = per_batch
             if self.seconds_per_eval_batch is None or per_batch < self.seconds_per_eval_batch:
                 self.seconds_per_eval_batch = per_batch
 
