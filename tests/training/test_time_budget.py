@@ -13,7 +13,7 @@ import tensorflow as tf
 from helpers import tiny_dense_problem
 from imgcls.training.phases import FitSettings, PhasePlan, train_phases
 from imgcls.training.schedules import cosine_with_warmup
-from imgcls.training.time_budget import TimeBudget
+from imgcls.training.time_budget import VALIDATION_STEP_FRACTION, TimeBudget
 
 
 def budget_run(plans, seconds, min_epoch_steps=1):
@@ -79,6 +79,9 @@ def test_a_budget_shorter_than_one_epoch_ends_the_phase_inside_it_at_the_end_of_
 
 def test_the_evaluation_estimate_reads_the_test_files_once_and_the_cache_after():
     budget = TimeBudget(1.0, 0.0, val_batches=2, test_batches=10, evaluation_passes=2, evaluation_fixed_seconds=3.0)
+    assert budget.evaluation_seconds() == 3.0, "nothing timed yet"
+    budget.seconds_per_step = 0.2  # the first training steps are timed before any validation pass
+    assert budget.evaluation_seconds() == pytest.approx(3.0 + (2 * 2 + 10 * 2) * 0.2 * VALIDATION_STEP_FRACTION)
     budget.observe_validation(seconds=2.0, batches=4)  # the first pass decodes its files: 0.5 s a batch
     budget.observe_validation(seconds=0.4, batches=4)  # later ones come from the cache: 0.1 s a batch
     budget.observe_validation(seconds=0.8, batches=4)  # a slower pass changes neither rate

@@ -56,13 +56,15 @@ class TimeBudget:
     seconds_per_eval_batch: float | None = None  # the fastest validation pass's (from the cache, after the first)
     seconds_per_read_batch: float | None = None  # the first validation pass's, which read and decoded its files
     evaluation_fixed_seconds: float = EVALUATION_FIXED_SECONDS
+    seconds_per_step: float | None = None  # a training step's, for the batches' estimate until validation is timed
 
     @property
     def deadline(self) -> float:
         return self.started + 60.0 * self.minutes
 
     def evaluation_seconds(self) -> float:
-        cached = self.seconds_per_eval_batch or 0.0
+        guess = (self.seconds_per_step or 0.0) * VALIDATION_STEP_FRACTION
+        cached = self.seconds_per_eval_batch or guess
         read = max(self.seconds_per_read_batch or 0.0, cached)
         val = self.val_batches * cached * self.evaluation_passes
         test = self.test_batches * (read + cached * (self.evaluation_passes - 1))
@@ -164,6 +166,7 @@ class BudgetCallback(keras.callbacks.Callback):
         epoch does not fit, the step inside it where the phase ends (it still validates there)."""
         first_batch, first_time = self._marks[1]
         per_step = (now - first_time) / max(1, batch - first_batch)
+        self.budget.seconds_per_step = per_step
         validation = self._validation_estimate(per_step)
         end = self._end()
         this_epoch_left = (self.length.steps_per_epoch - batch - 1) * per_step + validation
